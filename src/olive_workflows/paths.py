@@ -1,0 +1,57 @@
+"""Path rules: recipe paths are relative to the recipe file, rendered paths are absolute."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+AZUREML_REGISTRY = re.compile(
+    r"^azureml://registries/(?P<registry>[^/]+)/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$"
+)
+ModelKind = Literal["local", "missing", "hub", "azureml"]
+
+
+def resolve_path(value: str, base_dir: Path) -> Path:
+    """`value` relative to `base_dir` (the recipe's folder), `~` expanded, made absolute."""
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    return Path(_normalize(path))
+
+
+def _normalize(path: Path) -> str:
+    # Collapse `..` without resolving symlinks: the user's path stays recognisable.
+    import os.path
+
+    return os.path.normpath(str(path))
+
+
+def classify_model_path(value: str, base_dir: Path) -> tuple[ModelKind, str]:
+    """Decide whether a model path is a local folder, a hub id or an Azure ML registry asset.
+
+    Explicit paths (`./x`, `../x`, `/x`, `~/x`) are local and must exist. `org/name` is a
+    Hugging Face id unless a folder of that name exists next to the recipe.
+    """
+    if value.startswith("azureml:"):
+        return "azureml", value
+    explicit = value.startswith((".", "/", "~")) or "\\" in value
+    resolved = resolve_path(value, base_dir)
+    if resolved.is_dir():
+        return "local", str(resolved)
+    if explicit:
+        return "missing", str(resolved)
+    return "hub", value
+
+
+def azureml_registry_dict(uri: str) -> dict[str, str] | None:
+    """Olive's resource-path dict for an `azureml://registries/...` model, or None."""
+    match = AZUREML_REGISTRY.match(uri)
+    if match is None:
+        return None
+    return {
+        "type": "azureml_registry_model",
+        "registry_name": match["registry"],
+        "name": match["name"],
+        "version": match["version"],
+    }

@@ -1,0 +1,525 @@
+"""The recipe (version 1): top-level models, loading, and pydantic-error translation."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, Field, ValidationError
+
+from olive_workflows.errors import KeyPath, Problem, RecipeError
+from olive_workflows.source import SourceMap, load_yaml
+from olive_workflows.steps import STEP_TYPES, AnyStep, StrictModel
+from olive_workflows.steps.base import Identifier
+
+RECIPE_VERSION = 1
+
+Device = Literal["cpu", "gpu", "npu"]
+Provider = Literal[
+    "CPUExecutionProvider",
+    "CUDAExecutionProvider",
+    "TensorrtExecutionProvider",
+    "DmlExecutionProvider",
+    "QNNExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "WebGpuExecutionProvider",
+]
+DEFAULT_PROVIDER: dict[str, str] = {
+    "cpu": "CPUExecutionProvider",
+    "gpu": "CUDAExecutionProvider",
+    "npu": "QNNExecutionProvider",
+}
+ALLOWED_PROVIDERS: dict[str, frozenset[str]] = {
+    "cpu": frozenset({"CPUExecutionProvider", "OpenVINOExecutionProvider"}),
+    "gpu": frozenset(
+        {
+            "CUDAExecutionProvider",
+            "TensorrtExecutionProvider",
+            "DmlExecutionProvider",
+            "WebGpuExecutionProvider",
+            "OpenVINOExecutionProvider",
+        }
+    ),
+    "npu": frozenset({"QNNExecutionProvider", "OpenVINOExecutionProvider"}),
+}
+
+
+class ModelSpec(StrictModel):
+    """The input model."""
+
+    path: str = Field(
+        min_length=1,
+        description="Hugging Face id (`microsoft/Phi-3.5-mini-instruct`), a local folder "
+        "(relative to the recipe file), or an Azure ML registry asset "
+        "`azureml://registries/<registry>/models/<name>/versions/<v>`.",
+    )
+    trust_remote_code: bool = Field(
+        default=False, description="Allow the model's own Python code (transformers)."
+    )
+    task: str = Field(
+        default="text-generation-with-past", description="Hugging Face task of the model."
+    )
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] = Field(
+        default="eager", description="Attention kernel used while loading the PyTorch model."
+    )
+
+
+class Target(StrictModel):
+    """Where the optimized model will run (Olive allows one execution provider)."""
+
+    device: Device = Field(default="cpu", description="cpu, gpu or npu.")
+    provider: Provider | None = Field(
+        default=None,
+        description="ONNX Runtime execution provider; default CPU for cpu, CUDA for gpu, QNN "
+        "for npu.",
+    )
+
+    @property
+    def resolved_provider(self) -> str:
+        return self.provider or DEFAULT_PROVIDER[self.device]
+
+
+class DataSet(StrictModel):
+    """A training, calibration or evaluation data set."""
+
+    files: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Local .json/.jsonl/.csv/.parquet files, relative to the recipe file.",
+    )
+    dataset: str | None = Field(
+        default=None, min_length=1, description="Hugging Face dataset name (instead of files)."
+    )
+    subset: str | None = Field(default=None, description="Dataset configuration name.")
+    split: str = Field(default="train", description="Split to read.")
+    template: str | None = Field(
+        default=None,
+        description="Python format string over the columns, e.g. "
+        '"<|user|>\\n{prompt}<|end|>\\n<|assistant|>\\n{response}<|end|>".',
+    )
+    text_field: str | None = Field(
+        default=None, description="Column that already holds the full text (instead of template)."
+    )
+    chat_template: bool = Field(
+        default=False,
+        description="Apply the tokenizer's chat template to a `messages` column (instead of "
+        "template).",
+    )
+    max_seq_len: int = Field(default=1024, ge=8, description="Tokens per example.")
+    max_samples: int | None = Field(default=None, ge=1, description="Use at most this many rows.")
+    strategy: Literal["line-by-line", "line-by-line-random", "join", "join-random"] = Field(
+        default="line-by-line",
+        description="line-by-line: one example per row (Olive's own default `join` "
+        "concatenates rows).",
+    )
+    add_special_tokens: bool = Field(
+        default=False, description="Add BOS/EOS tokens (templates usually carry their own)."
+    )
+    seed: int | None = Field(default=None, description="Seed for the random strategies.")
+
+
+LatencyStat = Literal["avg", "max", "min", "p50", "p75", "p90", "p95", "p99"]
+GoalType = Literal[
+    "threshold",
+    "min-improvement",
+    "max-degradation",
+    "percent-min-improvement",
+    "percent-max-degradation",
+]
+
+
+class Goal(StrictModel):
+    """A target the search should reach."""
+
+    type: GoalType = Field(description="Olive goal type.")
+    value: float = Field(description="Goal value.")
+
+
+class TimingMetric(StrictModel):
+    """Latency or throughput of the model on dummy prompts."""
+
+    type: Literal["latency", "throughput"]
+    stats: list[LatencyStat] = Field(
+        default_factory=lambda: ["avg"], min_length=1, description="Statistics to report."
+    )
+    warmup: int = Field(default=2, ge=0, description="Warm-up runs.")
+    repeat: int = Field(default=5, ge=1, description="Measured runs.")
+    prompt_length: int = Field(default=8, ge=1, description="Dummy prompt length in tokens.")
+    samples: int = Field(default=4, ge=1, description="Dummy prompts.")
+    max_seq_len: int = Field(default=512, ge=8, description="KV-cache length of the dummy inputs.")
+    goal: Goal | None = Field(default=None, description="Goal on the first statistic.")
+
+
+class SizeMetric(StrictModel):
+    """Size of the model on disk."""
+
+    type: Literal["size"]
+    goal: Goal | None = Field(default=None, description="Goal on the size in bytes.")
+
+
+class PerplexityMetric(StrictModel):
+    """Perplexity on a recipe data set (PyTorch outputs only in Olive 0.13)."""
+
+    type: Literal["perplexity"]
+    data: Identifier = Field(description="Recipe data set to measure on.")
+    goal: Goal | None = Field(default=None, description="Goal on the perplexity.")
+
+
+Metric = Annotated[TimingMetric | SizeMetric | PerplexityMetric, Field(discriminator="type")]
+
+
+class Evaluate(StrictModel):
+    """How candidate models are measured; the first metric ranks them."""
+
+    metrics: list[Metric] = Field(min_length=1, description="Metrics, most important first.")
+    evaluate_input_model: bool = Field(
+        default=False, description="Also measure the input model (needed for relative goals)."
+    )
+
+
+class Search(StrictModel):
+    """Olive search over the list-valued step parameters."""
+
+    sampler: Literal["sequential", "random", "tpe"] = Field(
+        default="sequential", description="How search points are chosen."
+    )
+    order: Literal["joint", "pass-by-pass"] = Field(
+        default="joint", description="One space over all steps, or one step at a time."
+    )
+    max_iterations: int | None = Field(default=None, ge=1, description="Stop after this many.")
+    max_time: int | None = Field(default=None, ge=1, description="Stop after this many seconds.")
+    seed: int = Field(default=0, ge=0, description="Seed for random/tpe samplers.")
+    stop_when_goals_met: bool = Field(default=False, description="Stop once goals are met.")
+
+
+class Cache(StrictModel):
+    """Olive's cache: same dir + workflow id = passes reused across runs."""
+
+    dir: str = Field(default=".olive-cache", description="Cache folder, relative to the recipe.")
+    workflow_id: Identifier | None = Field(
+        default=None, description="Cache namespace (default: the recipe name)."
+    )
+
+
+class Output(StrictModel):
+    """Where the final model goes."""
+
+    dir: str = Field(description="Output folder, relative to the recipe file.")
+    format: Literal["json", "yaml"] = Field(
+        default="json", description="Format of the rendered Olive config."
+    )
+
+
+class Publish(StrictModel):
+    """Azure ML model asset coordinates for `olive-workflows publish`."""
+
+    name: str | None = Field(default=None, description="Model asset name.")
+    version: str | None = Field(default=None, description="Asset version (default: next).")
+    subscription_id: str | None = Field(default=None, description="Azure subscription id.")
+    resource_group: str | None = Field(default=None, description="Resource group.")
+    workspace: str | None = Field(default=None, description="Azure ML workspace name.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on the asset.")
+
+
+class Recipe(StrictModel):
+    """An olive-workflows recipe, version 1."""
+
+    version: Literal[1] = Field(description="Recipe format version; this tool reads 1.")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Recipe name (letters, digits, `_`, `.`, `-`): default cache id and tags.",
+    )
+    description: str | None = Field(default=None, description="What this recipe produces.")
+    model: ModelSpec = Field(description="The input model.")
+    target: Target = Field(default_factory=Target, description="Device and execution provider.")
+    data: dict[Identifier, DataSet] = Field(
+        default_factory=dict, description="Named data sets the steps refer to."
+    )
+    steps: list[AnyStep] = Field(
+        min_length=1,
+        description="The steps, in order. Each item is `- <step>: {parameters}`.",
+    )
+    search: Search | None = Field(default=None, description="Turn on Olive search.")
+    evaluate: Evaluate | None = Field(default=None, description="Metrics for candidate models.")
+    cache: Cache = Field(default_factory=Cache, description="Olive cache settings.")
+    output: Output = Field(description="Output folder and rendered-config format.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Olive's log level."
+    )
+    publish: Publish | None = Field(default=None, description="Azure ML publishing defaults.")
+
+
+@dataclass(frozen=True)
+class LoadedRecipe:
+    """A validated recipe plus where it came from (for relative paths and error lines)."""
+
+    recipe: Recipe
+    path: Path
+    source: SourceMap
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+# Olive's names for our keys: a user who types Olive's name gets pointed at ours.
+OLIVE_ALIASES: dict[str, str] = {
+    "lora_alpha": "alpha",
+    "lora_dropout": "dropout",
+    "q_group_size": "group_size",
+    "sym": "symmetric",
+    "num_train_epochs": "epochs",
+    "per_device_train_batch_size": "batch_size",
+    "use_dynamo_exporter": "exporter",
+    "target_opset": "opset",
+    "save_format": "format",
+    "opt_level": "level",
+    "train_data_config": "data",
+    "eval_data_config": "eval_data",
+    "data_config": "calibration",
+    "execution_providers": "provider",
+    "model_path": "path",
+    "data_files": "files",
+    "text_template": "template",
+    "sampler_config": "sampler",
+    "max_iter": "max_iterations",
+}
+
+
+def did_you_mean(word: str, choices: typing.Iterable[str]) -> str | None:
+    """`did you mean `x`?` for a misspelled key or step name, or None."""
+    choices = list(choices)
+    if word in OLIVE_ALIASES and OLIVE_ALIASES[word] in choices:
+        return f"did you mean `{OLIVE_ALIASES[word]}`? (Olive's `{word}` is called that here)"
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean `{match[0]}`?" if match else None
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The concrete types inside Optional/Union/Annotated."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for arg in get_args(annotation) for t in _unwrap(arg)]
+    return [annotation]
+
+
+def _model_at(path: KeyPath) -> type[BaseModel] | None:
+    """The pydantic model that owns the mapping at `path` (for listing allowed keys)."""
+    model: Any = Recipe
+    i = 0
+    while i < len(path):
+        part = path[i]
+        if model is Recipe and part == "steps":
+            # steps[i].<type>.<key>: the step model is chosen by the type key.
+            if i + 2 >= len(path):
+                return None
+            model = STEP_TYPES.get(str(path[i + 2]))
+            i += 3
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        candidates = _unwrap(field.annotation)
+        i += 1
+        # Step into containers: list[X] takes an index, dict[str, X] takes a key.
+        nxt: Any = None
+        for cand in candidates:
+            origin = get_origin(cand)
+            if origin in (list, dict) and i < len(path):
+                nxt = _unwrap(get_args(cand)[-1])
+                i += 1
+                break
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                nxt = [cand]
+                break
+        if not nxt:
+            return None
+        models = [c for c in nxt if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not models:
+            return None
+        model = models[0]
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _user_path(data: Any, loc: tuple[Any, ...], keep_last: bool) -> KeyPath:
+    """The part of a pydantic `loc` that names real keys in the user's YAML."""
+    out: list[str | int] = []
+    cur = data
+    for part in loc:
+        in_dict = isinstance(cur, dict) and part in cur
+        in_list = isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        if in_dict or in_list:
+            out.append(part)
+            cur = cur[part]
+        else:
+            if keep_last and isinstance(part, str):
+                out.append(part)
+            break
+    return tuple(out)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _translate(exc: ValidationError, data: Any, source: SourceMap) -> list[Problem]:
+    grouped: dict[KeyPath, list[dict[str, Any]]] = {}
+    for err in exc.errors(include_url=False):
+        kind = err["type"]
+        path = _user_path(data, err["loc"], keep_last=kind in ("missing", "extra_forbidden"))
+        grouped.setdefault(path, []).append(err)
+
+    problems: list[Problem] = []
+    for path, errs in grouped.items():
+        kinds = {e["type"] for e in errs}
+        first = errs[0]
+        if "extra_forbidden" in kinds:
+            key = str(path[-1])
+            owner = _model_at(path[:-1])
+            allowed = sorted(owner.model_fields) if owner else []
+            fix = did_you_mean(key, allowed) or (
+                f"allowed keys: {', '.join(allowed)}" if allowed else "remove it"
+            )
+            problems.append(source.problem(f"unknown key `{key}`", path, fix))
+        elif "missing" in kinds:
+            key = str(path[-1]) if path else "?"
+            problems.append(
+                source.problem(f"required key `{key}` is missing", path, f"add `{key}: ...`")
+            )
+        elif len(errs) > 1:
+            msgs = "; or ".join(dict.fromkeys(e["msg"].removeprefix("Input ") for e in errs))
+            problems.append(
+                source.problem(f"invalid value {_describe(first.get('input'))}: {msgs}", path)
+            )
+        elif first["type"] == "string_pattern_mismatch":
+            problems.append(
+                source.problem(
+                    f"invalid name {_describe(first.get('input'))}",
+                    path,
+                    "use letters, digits and `_` only",
+                )
+            )
+        else:
+            msg = first["msg"].removeprefix("Input ").removeprefix("Value error, ")
+            problems.append(
+                source.problem(f"invalid value {_describe(first.get('input'))}: {msg}", path)
+            )
+    return problems
+
+
+# Stands in for a malformed step so that later steps keep their index in error messages.
+_PLACEHOLDER_STEP = {"type": "merge_adapters"}
+
+
+def _normalize_steps(data: dict[str, Any], source: SourceMap) -> tuple[Any, list[Problem]]:
+    """`- lora: {...}` items -> `{"type": "lora", ...}`; structural problems reported."""
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        return steps, []
+    problems: list[Problem] = []
+    out: list[Any] = []
+    for i, item in enumerate(steps):
+        before = len(problems)
+        _normalize_step(i, item, source, problems, out)
+        if len(problems) > before:
+            out.append(_PLACEHOLDER_STEP)
+    return out, problems
+
+
+def _normalize_step(
+    i: int, item: Any, source: SourceMap, problems: list[Problem], out: list[Any]
+) -> None:
+    path: KeyPath = ("steps", i)
+    if isinstance(item, str):
+        item = {item: None}  # `- onnx` means `- onnx: {}`
+    if not isinstance(item, dict) or len(item) != 1:
+        problems.append(
+            source.problem(
+                "each step is a mapping with one key, the step type",
+                path,
+                "write `- lora: {data: travel}`",
+            )
+        )
+        return
+    ((kind, params),) = item.items()
+    if kind not in STEP_TYPES:
+        fix = did_you_mean(str(kind), STEP_TYPES) or f"known steps: {', '.join(STEP_TYPES)}"
+        problems.append(source.problem(f"unknown step `{kind}`", (*path, kind), fix))
+        return
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        problems.append(
+            source.problem(
+                f"parameters of `{kind}` must be a mapping, got {_describe(params)}",
+                (*path, kind),
+                f"write `- {kind}: {{}}` for the defaults",
+            )
+        )
+        return
+    if "type" in params:
+        problems.append(
+            source.problem(
+                "unknown key `type`",
+                (*path, kind, "type"),
+                "the step type is the key above; remove `type`",
+            )
+        )
+        return
+    out.append({"type": kind, **params})
+
+
+def parse_recipe(data: Any, source: SourceMap) -> Recipe:
+    """Validate plain data as a Recipe; every problem is reported at once."""
+    if not isinstance(data, dict):
+        raise RecipeError(
+            [source.problem("a recipe is a mapping of keys (version, name, model, ...)", ())]
+        )
+    version = data.get("version")
+    if version is not None and version != RECIPE_VERSION:
+        raise RecipeError(
+            [
+                source.problem(
+                    f"recipe version {_describe(version)} is not supported",
+                    ("version",),
+                    f"this olive-workflows reads `version: {RECIPE_VERSION}`",
+                )
+            ]
+        )
+    steps, problems = _normalize_steps(data, source)
+    normalized = {**data, "steps": steps} if "steps" in data else dict(data)
+    try:
+        recipe = Recipe.model_validate(normalized)
+    except ValidationError as exc:
+        raise RecipeError(problems + _translate(exc, data, source)) from None
+    if problems:
+        raise RecipeError(problems)
+    return recipe
+
+
+def load_recipe(path: str | Path) -> LoadedRecipe:
+    """Read, parse and validate a recipe file (types and cross-step rules).
+
+    >>> loaded = load_recipe("workflows/tiny-travel-cpu.yaml")  # doctest: +SKIP
+    >>> loaded.recipe.steps[0].type
+    'lora'
+    """
+    from olive_workflows.rules import check_rules
+
+    path = Path(path).expanduser().absolute()
+    data, source = load_yaml(path)
+    recipe = parse_recipe(data, source)
+    loaded = LoadedRecipe(recipe=recipe, path=path, source=source)
+    problems = check_rules(loaded)
+    if problems:
+        raise RecipeError(problems)
+    return loaded
