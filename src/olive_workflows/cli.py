@@ -178,3 +178,119 @@ def steps(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+@app.command(
+    epilog=_examples(
+        "olive-workflows run workflows/tiny-travel-cpu.yaml",
+        "olive-workflows run workflows/tiny-search-cpu.yaml --json > summary.json",
+        "olive-workflows run workflows/phi35-travel.yaml --verbose",
+    )
+)
+@user_errors
+def run(
+    recipe: RecipeArg,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON on stdout.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Echo Olive's INFO log lines.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Render, check and run RECIPE with Olive; verify the output before replacing the old one.
+
+    Olive's cache makes a re-run skip every finished pass; Ctrl-C stops cleanly and a re-run
+    resumes. The exit code is 0 only if the output folder holds what the recipe promises.
+    """
+    import logging
+
+    from olive_workflows.progress import RunProgress, print_summary
+    from olive_workflows.runner import run_recipe
+
+    echo = logging.INFO if verbose else logging.WARNING
+    progress = RunProgress(enabled=not (quiet or as_json))
+    try:
+        with progress:
+            summary = run_recipe(recipe, on_change=progress.update, echo_level=echo)
+    except KeyboardInterrupt:
+        _err(
+            "interrupted: finished passes are in Olive's cache; run again to resume. "
+            "The previous output was left untouched."
+        )
+        raise typer.Exit(130) from None
+    if as_json:
+        print(json.dumps(summary.to_json(), indent=2))
+    elif not quiet:
+        print_summary(summary)
+
+
+@app.command(
+    name="tiny-model",
+    epilog=_examples(
+        "olive-workflows tiny-model", "olive-workflows tiny-model --out /tmp/tiny --force"
+    ),
+)
+@user_errors
+def tiny_model(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to build the model in.")] = Path(
+        "models/tiny-phi3"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if it exists.")] = False,
+) -> None:
+    """Build the embedded default model offline: a tiny Phi-3 with random weights.
+
+    Deterministic (same bytes every time): a byte-level BPE tokenizer trained on the travel
+    data with the Phi-3 chat tokens, and a 2-layer Phi3ForCausalLM (hidden 128).
+    """
+    from olive_workflows.tiny_model import build_tiny_model
+
+    path = build_tiny_model(out, force=force)
+    print(path)
+
+
+@app.command(
+    epilog=_examples(
+        'olive-workflows chat models/tiny-travel-cpu -p "best thing to see in chicago" --compare',
+        "olive-workflows chat models/tiny-travel-cpu -a travel=adapter_weights.onnx_adapter",
+        "olive-workflows chat out -a a=a.onnx_adapter -a b=b.onnx_adapter --use b -p Hi",
+    )
+)
+@user_errors
+def chat(
+    output_dir: Annotated[
+        Path, typer.Argument(help="An Olive output folder (genai_config.json, model.onnx).")
+    ],
+    adapter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--adapter",
+            "-a",
+            help="NAME=FILE adapter to load (repeatable). Default: every *.onnx_adapter in "
+            "the folder, named by file stem.",
+        ),
+    ] = None,
+    use: Annotated[
+        str | None, typer.Option("--use", help="Adapter to answer with (default: the first).")
+    ] = None,
+    base: Annotated[bool, typer.Option("--base", help="Answer without any adapter.")] = False,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Answer without and with each adapter.")
+    ] = False,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", "-p", help="Ask once and exit (else interactive).")
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 48,
+) -> None:
+    """Generate with onnxruntime-genai from OUTPUT_DIR, with or without LoRA adapters."""
+    from olive_workflows.chatcli import chat_main
+
+    chat_main(
+        output_dir,
+        adapter or [],
+        use=use,
+        base=base,
+        compare=compare,
+        prompt=prompt,
+        max_new_tokens=max_new_tokens,
+    )

@@ -66,6 +66,15 @@ class _Checker:
                 "write azureml://registries/<registry>/models/<name>/versions/<version>",
             )
 
+    def check_output(self) -> None:
+        if Path(self.recipe.output.dir).suffix:
+            self.add(
+                "the output folder name has a suffix; Olive 0.13 then treats it as a file path "
+                "and writes into the parent folder",
+                ("output", "dir"),
+                "use a name without a dot, e.g. `models/phi-v2`",
+            )
+
     def check_target(self) -> None:
         target = self.recipe.target
         if target.provider and target.provider not in ALLOWED_PROVIDERS[target.device]:
@@ -493,6 +502,7 @@ def check_rules(loaded: LoadedRecipe) -> list[Problem]:
     checker = _Checker(loaded)
     checker.check_model()
     checker.check_target()
+    checker.check_output()
     checker.check_data()
     checker.check_steps()
     checker.check_search()
