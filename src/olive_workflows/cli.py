@@ -46,7 +46,7 @@ def user_errors(func: F) -> F:
             for problem in exc.problems:
                 _err(f"error: {problem}")
             if len(exc.problems) > 1:
-                _err(f"{len(exc.problems)} problems; nothing was written.")
+                _err(f"{len(exc.problems)} problems.")
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

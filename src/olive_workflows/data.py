@@ -40,6 +40,12 @@ def template_fields(template: str) -> list[str]:
 
 def iter_rows(files: list[Path]) -> Iterator[dict[str, Any]]:
     """Rows of .json/.jsonl/.csv files; .parquet through pyarrow (optional)."""
+    for _, _, row in iter_located_rows(files):
+        yield row
+
+
+def iter_located_rows(files: list[Path]) -> Iterator[tuple[Path, int, dict[str, Any]]]:
+    """(file, line or row number, row) for every row of the files."""
     for file in files:
         suffix = file.suffix.lower()
         try:
@@ -50,25 +56,31 @@ def iter_rows(files: list[Path]) -> Iterator[dict[str, Any]]:
                             row = json.loads(line)
                             if not isinstance(row, dict):
                                 raise DataReadError(f"{file}:{lineno}: a row must be an object")
-                            yield row
+                            yield file, lineno, row
             elif suffix == ".json":
                 rows = json.loads(file.read_text(encoding="utf-8"))
                 if isinstance(rows, dict) and len(rows) == 1:
                     rows = next(iter(rows.values()))  # {"data": [...]} layout
-                if not isinstance(rows, list):
+                if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
                     raise DataReadError(f"{file}: expected a list of objects")
-                yield from rows
+                for i, row in enumerate(rows, 1):
+                    yield file, i, row
             elif suffix == ".csv":
                 with file.open(encoding="utf-8", newline="") as fh:
-                    yield from csv.DictReader(fh)
+                    reader = csv.DictReader(fh)
+                    for row in reader:
+                        yield file, reader.line_num, row
             elif suffix == ".parquet":
                 import pyarrow.parquet as pq
 
-                yield from pq.read_table(file).to_pylist()
+                for i, row in enumerate(pq.read_table(file).to_pylist(), 1):
+                    yield file, i, row
             else:
                 raise DataReadError(f"{file}: unsupported file type {suffix}")
         except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
             raise DataReadError(f"{file}: cannot read: {exc}") from None
+        except OSError as exc:
+            raise DataReadError(f"{file}: cannot read: {exc.strerror or exc}") from None
 
 
 def _looks_like_jsonl(file: Path) -> bool:
@@ -87,21 +99,32 @@ def format_row(ds: DataSet, row: dict[str, Any]) -> str:
 
 
 def check_columns(ds: DataSet, files: list[Path]) -> str | None:
-    """A message if the first row lacks a column the template/text_field needs, else None."""
+    """A message naming the first row that lacks a column the text needs, else None.
+
+    Every row is checked: a missing or null column would silently become the text "None"
+    in training (datasets fills absent columns with null).
+    """
     needed = template_fields(ds.template) if ds.template else []
     if ds.text_field:
         needed = [ds.text_field]
     if ds.chat_template:
         needed = ["messages"]
+    rows = 0
     try:
-        first = next(iter_rows(files), None)
+        for file, lineno, row in iter_located_rows(files):
+            rows += 1
+            missing = [c for c in needed if row.get(c) is None]
+            if missing:
+                return (
+                    f"{file}:{lineno}: row has no value for {', '.join(missing)} "
+                    f"(columns: {', '.join(row) or 'none'})"
+                )
+            if ds.max_samples is not None and rows >= ds.max_samples:
+                break
     except ImportError:
         return None  # parquet without pyarrow: Olive will check at run time
-    if first is None:
+    if rows == 0:
         return f"{files[0]} has no rows"
-    missing = [c for c in needed if c not in first]
-    if missing:
-        return f"column(s) {', '.join(missing)} not in the data (columns: {', '.join(first)})"
     return None
 
 

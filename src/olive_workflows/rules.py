@@ -150,7 +150,9 @@ class _Checker:
             self.add(str(exc), ("data", name, key))
             return
         if message:
-            self.add(message, ("data", name, key), "fix the column names in the template")
+            self.add(
+                message, ("data", name, key), "fix the data, or the column names in the template"
+            )
 
     def check_data_ref(self, name: str | None, path: KeyPath) -> None:
         if name is not None and name not in self.recipe.data:
@@ -241,9 +243,8 @@ class _Checker:
                 if adapter is not None:
                     saw_onnx_after_adapter = True
             elif isinstance(step, ModelBuilderStep):
+                # ModelBuilder builds the adapter into the weights: nothing left to extract.
                 self.check_precision(i, step, step.precision, device, provider)
-                if adapter is not None:
-                    saw_onnx_after_adapter = True
             elif isinstance(step, GenaiMetadataStep):
                 if step.precision is not None:
                     self.check_precision(i, step, step.precision, device, provider)
@@ -396,9 +397,10 @@ class _Checker:
             )
         elif not saw_onnx:
             self.add(
-                "`extract_adapters` needs an `onnx` step between `lora` and it",
+                "`extract_adapters` needs an `onnx` step between `lora` and it "
+                "(model_builder builds the adapter into the weights)",
                 where,
-                "add `- onnx: {}` after the lora step",
+                "export with `- onnx: {}` after the lora step",
             )
         elif adapter.method not in EXTRACTABLE_METHODS:
             self.add(
