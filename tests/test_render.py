@@ -35,7 +35,7 @@ def test_render_to_stdout_is_json_and_errors_go_to_stderr(tiny_model: Path) -> N
     result = cli("render", str(REPO / "workflows" / "tiny-travel-cpu.yaml"))
     assert result.returncode == 0, result.stderr
     config = json.loads(result.stdout)
-    assert list(config["passes"])[0] == "lora"
+    assert next(iter(config["passes"])) == "lora"
     assert result.stderr == ""
 
 

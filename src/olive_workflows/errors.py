@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from olive_workflows.credentials import redact
+
 KeyPath = tuple[str | int, ...]
 
 
@@ -36,7 +38,8 @@ class Problem:
             where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
         key = f"{format_key_path(self.path)}: " if self.path else ""
         fix = f"; {self.fix}" if self.fix else ""
-        return f"{where}{key}{self.message}{fix}"
+        # Messages quote user values; a token pasted into a recipe must not reach the terminal.
+        return redact(f"{where}{key}{self.message}{fix}")
 
 
 class OliveWorkflowsError(Exception):
@@ -59,6 +62,10 @@ class OliveCheckError(OliveWorkflowsError):
 
 class RunError(OliveWorkflowsError):
     """An Olive run failed or produced nothing, even if Olive said it succeeded."""
+
+
+class OutputError(OliveWorkflowsError):
+    """An output file cannot be written (the previous one, if any, is left as it was)."""
 
 
 @dataclass

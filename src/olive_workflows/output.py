@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from olive_workflows.errors import OutputError, Problem
 
 Format = Literal["json", "yaml"]
 
@@ -51,8 +54,45 @@ def format_for(path: Path, default: Format = "json") -> Format:
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write via a temporary file in the same folder and rename: readers see old or new."""
+    """Write via a temporary file in the same folder and rename: readers see old or new.
+
+    A failure at any point (including an interrupt) leaves `path` as it was; OS errors are
+    raised as OutputError (exit 1, no traceback). A symlink at `path` is replaced by the
+    file, never written through.
+    """
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        _atomic_write(path, payload)
+    except OSError as exc:
+        raise OutputError([_write_problem(path, exc)]) from exc
+
+
+def _write_problem(path: Path, exc: OSError) -> Problem:
+    fixes = {
+        errno.EISDIR: "give a file name, not a folder",
+        errno.ENOTDIR: "a folder in the path is a file; choose another path",
+        errno.EEXIST: "a folder in the path is a file; choose another path",
+        errno.EACCES: "choose a folder you can write to",
+        errno.EPERM: "choose a folder you can write to",
+        errno.EROFS: "the file system is read-only; choose another folder",
+        errno.ENOSPC: "free some disk space and run again",
+    }
+    if path.is_dir():
+        exc = IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return Problem(
+                    f"cannot write the output: {parent} is a file, not a folder",
+                    file=path,
+                    fix="choose another output path",
+                )
+            break
+    fix = fixes.get(exc.errno or 0, "choose another output path")
+    return Problem(f"cannot write the output: {exc.strerror or exc}", file=path, fix=fix)
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, Field, ValidationError
 
+from olive_workflows.credentials import REDACTED, SECRET_KEYS
 from olive_workflows.errors import KeyPath, Problem, RecipeError
 from olive_workflows.source import SourceMap, load_yaml
 from olive_workflows.steps import STEP_TYPES, AnyStep, StrictModel
@@ -366,9 +367,51 @@ def _user_path(data: Any, loc: tuple[Any, ...], keep_last: bool) -> KeyPath:
     return tuple(out)
 
 
-def _describe(value: Any) -> str:
+def _describe(value: Any, path: KeyPath = ()) -> str:
+    if path and str(path[-1]).lower() in SECRET_KEYS:
+        return REDACTED
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# pydantic error type -> how to fix it (ctx values fill the braces).
+_FIXES: dict[str, str] = {
+    "string_type": 'write text (quote it: "...")',
+    "int_type": "write a whole number, e.g. `8`",
+    "int_from_float": "write a whole number, e.g. `8`",
+    "float_type": "write a number, e.g. `0.5`",
+    "bool_type": "write `true` or `false`",
+    "list_type": "write a list, e.g. `[a, b]`",
+    "dict_type": "write a mapping of `key: value` entries",
+    "model_type": "write a mapping of `key: value` entries",
+    "model_attributes_type": "write a mapping of `key: value` entries",
+    "literal_error": "use one of: {expected}",
+    "greater_than": "use a value greater than {gt}",
+    "greater_than_equal": "use a value of at least {ge}",
+    "less_than": "use a value less than {lt}",
+    "less_than_equal": "use a value of at most {le}",
+    "too_short": "give at least {min_length} item(s)",
+    "too_long": "give at most {max_length} item(s)",
+    "string_too_short": "give a non-empty value",
+    "string_too_long": "use at most {max_length} characters",
+    "union_tag_invalid": "use one of: {expected_tags}",
+    "union_tag_not_found": "add `{discriminator}: ...`",
+}
+_TYPE_ONLY = {"string_type", "int_type", "float_type", "bool_type", "list_type", "dict_type"}
+
+
+def _fix_for(errs: list[dict[str, Any]]) -> str:
+    """How to fix the most specific of a value's errors (a range beats a type mismatch)."""
+    specific = [e for e in errs if e["type"] not in _TYPE_ONLY] or errs
+    for err in specific:
+        template = _FIXES.get(err["type"])
+        if template is not None:
+            ctx = {k: str(v).strip("'") for k, v in (err.get("ctx") or {}).items()}
+            try:
+                return template.format(**ctx)
+            except KeyError:
+                continue
+    return "see `olive-workflows schema` for what this key accepts"
 
 
 def _translate(exc: ValidationError, data: Any, source: SourceMap) -> list[Problem]:
@@ -398,12 +441,16 @@ def _translate(exc: ValidationError, data: Any, source: SourceMap) -> list[Probl
         elif len(errs) > 1:
             msgs = "; or ".join(dict.fromkeys(e["msg"].removeprefix("Input ") for e in errs))
             problems.append(
-                source.problem(f"invalid value {_describe(first.get('input'))}: {msgs}", path)
+                source.problem(
+                    f"invalid value {_describe(first.get('input'), path)}: {msgs}",
+                    path,
+                    _fix_for(errs),
+                )
             )
         elif first["type"] == "string_pattern_mismatch":
             problems.append(
                 source.problem(
-                    f"invalid name {_describe(first.get('input'))}",
+                    f"invalid name {_describe(first.get('input'), path)}",
                     path,
                     "use letters, digits and `_` only",
                 )
@@ -411,7 +458,11 @@ def _translate(exc: ValidationError, data: Any, source: SourceMap) -> list[Probl
         else:
             msg = first["msg"].removeprefix("Input ").removeprefix("Value error, ")
             problems.append(
-                source.problem(f"invalid value {_describe(first.get('input'))}: {msg}", path)
+                source.problem(
+                    f"invalid value {_describe(first.get('input'), path)}: {msg}",
+                    path,
+                    _fix_for(errs),
+                )
             )
     return problems
 
@@ -485,7 +536,8 @@ def parse_recipe(data: Any, source: SourceMap) -> Recipe:
             [source.problem("a recipe is a mapping of keys (version, name, model, ...)", ())]
         )
     version = data.get("version")
-    if version is not None and version != RECIPE_VERSION:
+    # `type(...) is int`: YAML's `true` and `1.0` compare equal to 1 but are not versions.
+    if version is not None and (type(version) is not int or version != RECIPE_VERSION):
         raise RecipeError(
             [
                 source.problem(
