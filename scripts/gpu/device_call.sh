@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One call of the lent GPU machine (device tool): a command there may run 10 minutes, and
+# run_all.sh takes longer. So this starts run_all.sh in its own session (it outlives the
+# call while the machine stays warm), waits up to $1 seconds, then copies the results to
+# $OUT. Calling it again keeps waiting on the same run; it starts a new run only when none
+# is running or finished.
+#   device run: bash scripts/gpu/device_call.sh 540     (carry: .dev/site312.tar.xz)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+WAIT=${1:-540}
+R=.dev/results
+running() { [ -f .dev/run_all.pid ] && kill -0 "$(cat .dev/run_all.pid)" 2>/dev/null; }
+if ! running && [ ! -f "$R/DONE" ]; then
+    rm -rf "$R"; mkdir -p "$R"
+    setsid nohup bash scripts/gpu/run_all.sh "$R" > .dev/run_all.log 2>&1 < /dev/null &
+    echo $! > .dev/run_all.pid
+fi
+end=$((SECONDS + WAIT))
+while running && [ $SECONDS -lt $end ]; do sleep 5; done
+mkdir -p "$OUT"
+tar -czf "$OUT/results.tgz" "$R" .dev/run_all.log 2>/dev/null
+cp "$R/progress.txt" "$OUT/" 2>/dev/null
+tail -5 "$R/progress.txt" 2>/dev/null
+[ -f "$R/DONE" ] && echo "ALL DONE" || echo "still running (pid $(cat .dev/run_all.pid))"

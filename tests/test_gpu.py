@@ -1,0 +1,116 @@
+"""GPU end to end: workflows/phi35-travel.yaml (AWQ -> LoRA -> ONNX -> adapter) on the tiny model."""
+
+# Run on a CUDA machine with the constraints/gpu.txt environment:  pytest -m gpu
+# (on the lent GPU machine: `source scripts/gpu/env.sh` first). Skipped cleanly without CUDA
+# or AutoAWQ. The chain runs once per session through scripts/gpu/run_chain.py, which renders
+# the recipe, points it at the tiny model and runs ONE `olive run`; the tests read its result.
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_CHAIN = REPO / "scripts" / "gpu" / "run_chain.py"
+
+pytestmark = pytest.mark.gpu
+
+
+def _cuda_available() -> bool:
+    # torch is imported here, not at module level, so collecting on a CPU machine stays cheap
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+@pytest.fixture(scope="module")
+def gpu_env() -> None:
+    if not _cuda_available():
+        pytest.skip("needs CUDA (AutoAWQ quantizes on the GPU only)")
+    from olive_workflows import awq_compat
+
+    awq_compat.install()  # autoawq 0.2.9 cannot be imported on transformers 4.57 without it
+    pytest.importorskip("awq")
+    pytest.importorskip("onnxruntime_genai")
+
+
+@pytest.fixture(scope="module")
+def chain(gpu_env: None, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One `olive run` of the rendered recipe on the tiny model; its measured result."""
+    run_dir = tmp_path_factory.mktemp("phi35-tiny")
+    result_file = run_dir / "result.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(RUN_CHAIN),
+            "--model",
+            str(tiny_model),
+            "--name",
+            "pytest-tiny",
+            "--run-dir",
+            str(run_dir / "run"),
+            "--json",
+            str(result_file),
+            "--max-steps",
+            "20",
+            "--max-new",
+            "16",
+            "--repeats",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    assert result_file.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    result: dict = json.loads(result_file.read_text())
+    result["run_dir"] = str(run_dir / "run")
+    return result
+
+
+def test_one_olive_run_runs_every_pass(chain: dict) -> None:
+    assert chain["olive_rc"] == 0, chain["errors"]
+    ran = [p["pass"] for p in chain["pass_seconds"]]
+    assert ran == [
+        "autoawqquantizer",
+        "lora",
+        "onnxconversion",
+        "modelbuilder",
+        "onnxpeepholeoptimizer",
+        "orttransformersoptimization",
+        "extractadapters",
+    ]
+
+
+def test_output_has_model_adapter_and_genai_config(chain: dict) -> None:
+    files = chain["output_files"]
+    assert "model.onnx" in files
+    assert "genai_config.json" in files
+    assert any(name.endswith(".onnx_adapter") and size > 0 for name, size in files.items())
+
+
+def test_exported_graph_loads_and_returns_the_kv_cache(chain: dict) -> None:
+    # the two things that made onnxruntime-genai refuse the AWQ export: MatMul inputs of mixed
+    # fp16/fp32 types (ORT's type check at session creation) and no present.* outputs
+    # (AutoAWQ saves use_cache=false)
+    import onnxruntime as ort
+
+    model = Path(chain["run_dir"]) / "out" / "model.onnx"
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    outputs = {o.name for o in session.get_outputs()}
+    assert {"logits", "present.0.key", "present.0.value"} <= outputs
+
+
+def test_genai_generates_with_and_without_the_adapter(chain: dict) -> None:
+    genai = chain["genai"]
+    assert "error" not in genai, genai
+    assert genai["base"]["new_tokens"] > 0
+    assert genai["adapter"]["new_tokens"] > 0
+    assert genai["sequences_differ"], "the adapter changed nothing"
