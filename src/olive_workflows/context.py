@@ -264,8 +264,10 @@ class _Builder:
                     f"AWQ calibration text of data set `{step.calibration}`",
                 )
             )
-            data_name, split, column = str(folder), "train", "text"
-        else:
+            data_name: str | None = str(folder)
+            split: str = "train"
+            column: str | None = "text"
+        else:  # a hub data set: AutoAWQ loads it by name
             data_name, split, column = ds.dataset, ds.split, ds.text_field
         self.extra_data.append(
             {
@@ -284,7 +286,7 @@ class _Builder:
         if evaluate is None:
             return None
         onnx_output = any(s.produces == "onnx" for s in self.recipe.steps)
-        metrics = []
+        metrics: list[dict[str, Any]] = []
         priority = 0
         for metric in evaluate.metrics:
             sub_types = []

@@ -26,7 +26,7 @@ def template_fields(template: str) -> list[str]:
             f"invalid template: {exc}; write literal braces as {{{{ and }}}}"
         ) from None
     fields = []
-    for _, field, _, _ in parsed:
+    for _, field, spec, _ in parsed:
         if field is None:
             continue
         if field == "" or field.isdigit():
@@ -34,7 +34,15 @@ def template_fields(template: str) -> list[str]:
                 "a template placeholder needs a column name, e.g. {prompt}; write literal "
                 "braces as {{ and }}"
             )
-        fields.append(field.split(".")[0].split("[")[0])
+        # Olive runs `template.format(**row)`: `{col.attr}`, `{col[0]}` and nested
+        # `{col:{x}}` would read Python attributes at training time, so only names pass.
+        if "." in field or "[" in field or "{" in (spec or ""):
+            raise DataReadError(
+                f"template placeholder {{{field}}} is not a plain column name (attribute, "
+                "index and nested placeholders are not allowed); write {column}, and "
+                "literal braces as {{ and }}"
+            )
+        fields.append(field)
     return list(dict.fromkeys(fields))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, Field, ValidationError
 
-from olive_workflows.credentials import REDACTED, SECRET_KEYS
+from olive_workflows.credentials import REDACTED, SECRET_KEYS, find_credentials
 from olive_workflows.errors import KeyPath, Problem, RecipeError
 from olive_workflows.source import SourceMap, load_yaml
 from olive_workflows.steps import STEP_TYPES, AnyStep, StrictModel
@@ -145,7 +146,9 @@ class TimingMetric(StrictModel):
 
     type: Literal["latency", "throughput"]
     stats: list[LatencyStat] = Field(
-        default_factory=lambda: ["avg"], min_length=1, description="Statistics to report."
+        default_factory=lambda: list[LatencyStat](["avg"]),
+        min_length=1,
+        description="Statistics to report.",
     )
     warmup: int = Field(default=2, ge=0, description="Warm-up runs.")
     repeat: int = Field(default=5, ge=1, description="Measured runs.")
@@ -357,6 +360,8 @@ def _user_path(data: Any, loc: tuple[Any, ...], keep_last: bool) -> KeyPath:
     for part in loc:
         in_dict = isinstance(cur, dict) and part in cur
         in_list = isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        if isinstance(cur, dict) and not in_dict and cur.get("type") == part:
+            continue  # pydantic names the variant of a discriminated union (metrics)
         if in_dict or in_list:
             out.append(part)
             cur = cur[part]
@@ -395,18 +400,45 @@ _FIXES: dict[str, str] = {
     "string_too_short": "give a non-empty value",
     "string_too_long": "use at most {max_length} characters",
     "union_tag_invalid": "use one of: {expected_tags}",
-    "union_tag_not_found": "add `{discriminator}: ...`",
+    "invalid-json-value": "write text, a number, `true`/`false`, a list or a mapping "
+    '(quote dates: "2024-01-01")',
 }
 _TYPE_ONLY = {"string_type", "int_type", "float_type", "bool_type", "list_type", "dict_type"}
+_TYPE_NOUNS = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "bool_type": "`true`/`false`",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+}
+# Name patterns (from the models) -> what a valid name looks like.
+_NAME_RULES = {
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$": "start with a letter or digit, then use letters, "
+    "digits, `_`, `.` or `-` (64 characters at most)",
+    r"^[A-Za-z][A-Za-z0-9_]*$": "start with a letter, then use letters, digits and `_` only",
+}
+
+
+# YAML 1.1 reads `2e-4` (no dot) as text, a classic for learning rates.
+_EXPONENT_WITHOUT_DOT = re.compile(r"^[-+]?\d+[eE][-+]?\d+$")
 
 
 def _fix_for(errs: list[dict[str, Any]]) -> str:
     """How to fix the most specific of a value's errors (a range beats a type mismatch)."""
+    for err in errs:
+        value = err.get("input")
+        if isinstance(value, str) and _EXPONENT_WITHOUT_DOT.match(value):
+            mantissa, _, exponent = value.lower().partition("e")
+            return f"YAML reads `{value}` as text; write `{mantissa}.0e{exponent}` (with a dot)"
+    if len(errs) > 1 and all(e["type"] in _TYPE_NOUNS for e in errs):
+        nouns = list(dict.fromkeys(_TYPE_NOUNS[e["type"]] for e in errs))
+        return "write " + ", ".join(nouns[:-1]) + " or " + nouns[-1]
     specific = [e for e in errs if e["type"] not in _TYPE_ONLY] or errs
     for err in specific:
         template = _FIXES.get(err["type"])
         if template is not None:
-            ctx = {k: str(v).strip("'") for k, v in (err.get("ctx") or {}).items()}
+            ctx = {k: str(v).replace("'", "`") for k, v in (err.get("ctx") or {}).items()}
             try:
                 return template.format(**ctx)
             except KeyError:
@@ -415,7 +447,7 @@ def _fix_for(errs: list[dict[str, Any]]) -> str:
 
 
 def _translate(exc: ValidationError, data: Any, source: SourceMap) -> list[Problem]:
-    grouped: dict[KeyPath, list[dict[str, Any]]] = {}
+    grouped: dict[KeyPath, list[Any]] = {}
     for err in exc.errors(include_url=False):
         kind = err["type"]
         path = _user_path(data, err["loc"], keep_last=kind in ("missing", "extra_forbidden"))
@@ -447,21 +479,45 @@ def _translate(exc: ValidationError, data: Any, source: SourceMap) -> list[Probl
                     _fix_for(errs),
                 )
             )
+        elif first["type"] == "union_tag_not_found":
+            key = str(first["ctx"]["discriminator"]).strip("'")
+            problems.append(
+                source.problem(
+                    f"required key `{key}` is missing", (*path, key), f"add `{key}: ...`"
+                )
+            )
+        elif first["type"] == "union_tag_invalid":
+            key = str(first["ctx"]["discriminator"]).strip("'")
+            inner = first.get("input")
+            has_key = isinstance(inner, dict) and key in inner
+            problems.append(
+                source.problem(
+                    f"invalid {key} {_describe(first['ctx']['tag'])}",
+                    (*path, key) if has_key else path,
+                    _fix_for(errs),
+                )
+            )
         elif first["type"] == "string_pattern_mismatch":
             problems.append(
                 source.problem(
                     f"invalid name {_describe(first.get('input'), path)}",
                     path,
-                    "use letters, digits and `_` only",
+                    _NAME_RULES.get(
+                        str((first.get("ctx") or {}).get("pattern")),
+                        "use letters, digits and `_` only",
+                    ),
                 )
             )
         else:
             msg = first["msg"].removeprefix("Input ").removeprefix("Value error, ")
+            msg = re.sub(r" or instance of \w+$", "", msg)  # our class names mean nothing here
+            # Our own validators write "what is wrong; how to fix it".
+            msg, _, fix = msg.partition("; ")
             problems.append(
                 source.problem(
                     f"invalid value {_describe(first.get('input'), path)}: {msg}",
                     path,
-                    _fix_for(errs),
+                    fix or _fix_for(errs),
                 )
             )
     return problems
@@ -533,7 +589,13 @@ def parse_recipe(data: Any, source: SourceMap) -> Recipe:
     """Validate plain data as a Recipe; every problem is reported at once."""
     if not isinstance(data, dict):
         raise RecipeError(
-            [source.problem("a recipe is a mapping of keys (version, name, model, ...)", ())]
+            [
+                source.problem(
+                    "a recipe is a mapping of keys (version, name, model, ...)",
+                    (),
+                    "start from a file in workflows/ (`version: 1`, `name: ...`, `model: ...`)",
+                )
+            ]
         )
     version = data.get("version")
     # `type(...) is int`: YAML's `true` and `1.0` compare equal to 1 but are not versions.
@@ -547,7 +609,18 @@ def parse_recipe(data: Any, source: SourceMap) -> Recipe:
                 )
             ]
         )
-    steps, problems = _normalize_steps(data, source)
+    # Reported first and never quoted: a token must not reach the config or the terminal.
+    problems = [
+        source.problem(
+            f"this looks like {what}; a credential does not belong in a recipe (it would be "
+            "copied into the Olive config, logs and run summaries)",
+            path,
+            fix,
+        )
+        for path, what, fix in find_credentials(data)
+    ]
+    steps, step_problems = _normalize_steps(data, source)
+    problems += step_problems
     normalized = {**data, "steps": steps} if "steps" in data else dict(data)
     try:
         recipe = Recipe.model_validate(normalized)

@@ -7,8 +7,13 @@ from typing import TYPE_CHECKING
 
 from olive_workflows.data import DataReadError, check_columns, template_fields
 from olive_workflows.errors import KeyPath, Problem
-from olive_workflows.paths import azureml_registry_dict, classify_model_path, resolve_path
-from olive_workflows.recipe import ALLOWED_PROVIDERS, DataSet, PerplexityMetric
+from olive_workflows.paths import (
+    azureml_registry_dict,
+    classify_model_path,
+    missing_note,
+    resolve_path,
+)
+from olive_workflows.recipe import ALLOWED_PROVIDERS, DataSet, PerplexityMetric, TimingMetric
 from olive_workflows.steps import (
     AwqStep,
     ExtractAdaptersStep,
@@ -54,7 +59,7 @@ class _Checker:
         kind, value = classify_model_path(self.recipe.model.path, self.loaded.base_dir)
         if kind == "missing":
             self.add(
-                f"model folder not found: {value}",
+                f"model folder not found: {value}{missing_note(Path(value))}",
                 ("model", "path"),
                 "check the path (it is relative to the recipe file); for the embedded tiny model "
                 "run `olive-workflows tiny-model`",
@@ -125,7 +130,7 @@ class _Checker:
                     suffixes.add(DATA_SUFFIXES[suffix])
                 if not resolved.is_file():
                     self.add(
-                        f"data file not found: {resolved}",
+                        f"data file not found: {resolved}{missing_note(resolved)}",
                         fpath,
                         "paths are relative to the recipe file",
                     )
@@ -484,7 +489,7 @@ class _Checker:
                             ("evaluate", "metrics", j),
                             "use latency/throughput/size for ONNX outputs",
                         )
-                if getattr(metric, "stats", None) and len(set(metric.stats)) != len(metric.stats):
+                if isinstance(metric, TimingMetric) and len(set(metric.stats)) != len(metric.stats):
                     self.add(
                         "a statistic is listed twice",
                         ("evaluate", "metrics", j, "stats"),

@@ -6,6 +6,7 @@ import contextlib
 import copy
 import json
 import logging
+import os
 import re
 import shutil
 import sys
@@ -176,6 +177,25 @@ class _FileOnly(logging.Handler):
             print(f"{record.name}: {record.getMessage()}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Olive's passes print to stdout (training stats, exporter progress); stdout is ours
+    (`run --json`), so while Olive runs file descriptor 1 points at stderr."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (embedded use): nothing to protect
+        yield
+        return
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def config_path_for(rendered: RenderedWorkflow) -> Path:
     """The user-facing config is written next to the output folder: `<out>.olive.json`."""
     out = Path(rendered.config["engine"]["output_dir"])
@@ -240,31 +260,52 @@ def _swap_in(staging: Path, output_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _candidates(staging: Path) -> list[dict[str, Any]]:
-    """Evaluated search points from footprint.json: model id, parent, metrics."""
+def _candidates(staging: Path, searched: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Evaluated search points from footprint.json, with the searched values of each.
+
+    `searched` maps an Olive pass type (lower case) to the parameters searched in it; the
+    values are found by walking from the evaluated model up its chain of parents.
+    """
     footprint = staging / "footprint.json"
     if not footprint.is_file():
         return []
-    nodes = json.loads(footprint.read_text()).get("nodes", {})
+    data = json.loads(footprint.read_text())
+    nodes = data.get("nodes", data)  # Olive 0.13 writes the node mapping at the top level
     out = []
     for model_id, node in nodes.items():
         metrics = (node.get("metrics") or {}).get("value")
-        if metrics:
-            out.append(
-                {
-                    "model_id": model_id,
-                    "from_pass": node.get("from_pass"),
-                    "pass_config": _searched_values(node.get("pass_run_config") or {}),
-                    "metrics": {k: v.get("value") for k, v in metrics.items()},
-                    "pareto": bool(node.get("is_pareto_frontier")),
-                }
-            )
+        if not metrics:
+            continue
+        values: dict[str, Any] = {}
+        current: dict[str, Any] | None = node
+        while current is not None:
+            keys = searched.get(str(current.get("from_pass", "")).lower(), [])
+            run_config = current.get("pass_run_config") or {}
+            values.update({k: run_config[k] for k in keys if k in run_config})
+            current = nodes.get(current.get("parent_model_id") or "")
+        out.append(
+            {
+                "model_id": model_id,
+                "pass_config": values,
+                "metrics": {k: v.get("value") for k, v in metrics.items()},
+                "pareto": bool(node.get("is_pareto_frontier")),
+            }
+        )
     return out
 
 
-def _searched_values(pass_config: dict[str, Any]) -> dict[str, Any]:
-    keys = ("r", "alpha", "lora_dropout", "learning_rate")
-    return {k: pass_config[k] for k in keys if k in pass_config}
+def _searched_parameters(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Olive pass type -> names of its parameters that are search spaces."""
+    out: dict[str, list[str]] = {}
+    for params in config["passes"].values():
+        keys = [
+            k
+            for k, v in params.items()
+            if isinstance(v, dict) and v.get("olive_parameter_type") == "SearchParameter"
+        ]
+        if keys:
+            out.setdefault(params["type"].lower(), []).extend(keys)
+    return out
 
 
 def _run_info(rendered: RenderedWorkflow) -> dict[str, Any]:
@@ -326,7 +367,7 @@ def run_recipe(
 
     workflow_output = None
     try:
-        with _watch_olive(watcher):
+        with _watch_olive(watcher), _stdout_to_stderr():
             # olive.workflows.run resets the logger level from the config: keep INFO.
             workflow_output = olive_run(config)
     except KeyboardInterrupt:
@@ -347,7 +388,7 @@ def run_recipe(
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
-    candidates = _candidates(staging)
+    candidates = _candidates(staging, _searched_parameters(rendered.config))
     best = None
     best_node = workflow_output.get_best_candidate() if workflow_output is not None else None
     if best_node is not None and candidates:

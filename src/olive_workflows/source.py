@@ -20,7 +20,7 @@ MAX_RECIPE_BYTES = 1024 * 1024
 MAX_VALUES = 100_000
 MAX_DEPTH = 64
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -134,6 +134,12 @@ _YAML_FIXES = (
     ("another document", "a recipe is one YAML document: remove the second `---`"),
     ("undefined alias", "define the anchor (`&name`) before using `*name`, or write the value"),
     ("unknown escape", "in double quotes write a backslash as `\\\\`, or use single quotes"),
+    (
+        "hexdecimal number",
+        "in double quotes `\\x`, `\\u` and `\\U` start escapes: write Windows paths with `/` "
+        "or in single quotes",
+    ),
+    ("did not find expected key", "check the quotes and indentation of this line and those above"),
     ("unicode character escape", "fix the `\\u`/`\\U` escape, or use single quotes"),
     (
         "mapping values are not allowed",
@@ -176,11 +182,13 @@ def _yaml_error(path: Path, text: str, exc: yaml.YAMLError) -> RecipeError:
                 "a tab character is not allowed in YAML indentation",
                 "indent with spaces",
             )
+    # A second document is a problem of the whole file, not of the key before it.
+    near = () if "another document" in problem else _path_near(text, line)
     return RecipeError(
         [
             Problem(
                 f"invalid YAML: {problem}",
-                path=_path_near(text, line),
+                path=near,
                 file=path,
                 line=line,
                 fix=fix,
@@ -196,6 +204,7 @@ class _Frame:
     index: int = -1
     expect_key: bool = True
     is_key: bool = False
+    item_done: bool = False
 
 
 def _path_near(text: str, line: int | None) -> KeyPath:
@@ -210,7 +219,7 @@ def _path_near(text: str, line: int | None) -> KeyPath:
         for frame in stack:
             if frame.mapping and frame.key is not None and not frame.expect_key:
                 out.append(frame.key)
-            elif not frame.mapping and frame.index >= 0:
+            elif not frame.mapping and frame.index >= 0 and not frame.item_done:
                 out.append(frame.index)
         return tuple(out)
 
@@ -230,6 +239,7 @@ def _path_near(text: str, line: int | None) -> KeyPath:
                 top = stack[-1]
                 if not top.mapping:
                     top.index += 1
+                    top.item_done = False
                 elif top.expect_key:
                     as_key = True
                     top.key = event.value if isinstance(event, yaml.ScalarEvent) else "?"
@@ -242,11 +252,15 @@ def _path_near(text: str, line: int | None) -> KeyPath:
                 frame = stack.pop()
                 if stack and stack[-1].mapping and not frame.is_key:
                     stack[-1].expect_key = True
+                elif stack and not stack[-1].mapping:
+                    stack[-1].item_done = True
                 continue
             if node_event:
                 last = live()
                 if stack and stack[-1].mapping and not as_key:
                     stack[-1].expect_key = True
+                elif stack and not stack[-1].mapping:
+                    stack[-1].item_done = True
     except yaml.YAMLError:
         return live()
     return last
@@ -342,7 +356,13 @@ class _Builder:
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     self.problems.append(
-                        self.map.problem("a key must be a plain name, not a list or mapping", path)
+                        Problem(
+                            "a key must be a plain name, not a list or mapping",
+                            path=path,
+                            file=self.map.file,
+                            line=key_node.start_mark.line + 1,
+                            fix="write `name: value` (drop the `?` complex-key syntax)",
+                        )
                     )
                     continue
                 key = key_node.value
@@ -427,7 +447,6 @@ def load_yaml(path: Path) -> tuple[Any, SourceMap]:
                 Problem(
                     "the recipe is empty",
                     file=path,
-                    line=1,
                     fix="start from a file in workflows/ (`olive-workflows render "
                     "workflows/tiny-travel-cpu.yaml` shows one)",
                 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +29,9 @@ class Step(StrictModel):
     # What the step consumes and produces, for the order rules in rules.py.
     consumes: ClassVar[str] = "hf"  # "hf" | "onnx" | "any"
     produces: ClassVar[str] = "hf"  # "hf" | "onnx" | "same"
+
+    if TYPE_CHECKING:
+        type: str  # each subclass declares `type: Literal["<step>"]`
 
     name: Identifier | None = Field(
         default=None,
