@@ -294,3 +294,154 @@ def chat(
         prompt=prompt,
         max_new_tokens=max_new_tokens,
     )
+
+
+WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", help="Workspace name.")]
+GroupOpt = Annotated[str | None, typer.Option("--resource-group", "-g", help="Resource group.")]
+SubOpt = Annotated[str | None, typer.Option("--subscription", help="Subscription id.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Print the YAML the SDK would send; contact nothing.")
+]
+
+
+@app.command(
+    epilog=_examples(
+        "olive-workflows publish models/phi/onnx-ao --name ft-for-travel",
+        "olive-workflows publish models/phi/onnx-ao --name ft-for-travel --version 1 "
+        "-g rg-ml -w ws-travel --subscription <id>",
+        "olive-workflows publish models/tiny-travel-cpu --name tiny --dry-run > model.yml",
+    )
+)
+@user_errors
+def publish(
+    output_dir: Annotated[Path, typer.Argument(help="Output folder of `olive-workflows run`.")],
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Asset name (default: recipe publish.name).")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Asset version (default: the next one).")
+    ] = None,
+    recipe: Annotated[
+        Path | None,
+        typer.Option(
+            "--recipe",
+            help="Recipe whose publish: block to use (default: the one that produced OUTPUT_DIR).",
+        ),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    resource_group: GroupOpt = None,
+    subscription: SubOpt = None,
+    dry_run: DryRunOpt = False,
+) -> None:
+    """Register OUTPUT_DIR as a versioned Azure ML model asset (azure-ai-ml).
+
+    Authenticates with DefaultAzureCredential (`az login`, managed identity or
+    AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET). See docs/azure.md.
+    """
+    from olive_workflows import azureml
+
+    info = azureml.read_run_info(output_dir)
+    block = _publish_block(recipe, output_dir)
+    name = name or block.get("name")
+    if not name:
+        raise azureml.AzureMLError(
+            "no asset name; pass --name, or set `publish: {name: ...}` in the recipe"
+        )
+    version = version or block.get("version")
+    tags = block.get("tags") or {}
+    if dry_run:
+        model = azureml.build_model_asset(output_dir, name, version, info, extra_tags=tags)
+        sys.stdout.write(azureml.model_asset_yaml(model))
+        return
+    ws = azureml.resolve_workspace(subscription, resource_group, workspace, block, output_dir)
+    _err(f"workspace {ws.workspace_name} (from {ws.source})")
+    result = azureml.publish_model(output_dir, name, version, info, ws, extra_tags=tags)
+    print(f"published {result.uri} ({result.id})")
+
+
+def _publish_block(recipe: Path | None, output_dir: Path) -> dict[str, Any]:
+    """The recipe's `publish:` block: from --recipe, else the recipe recorded by `run`."""
+    if recipe is None:
+        info = output_dir / "olive-workflows.json"
+        recorded = json.loads(info.read_text()).get("recipe") if info.is_file() else None
+        if recorded and Path(recorded).is_file():
+            recipe = Path(recorded)
+    if recipe is None:
+        return {}
+    from olive_workflows.source import load_yaml
+
+    data, _ = load_yaml(recipe)
+    from olive_workflows.recipe import parse_recipe
+    from olive_workflows.source import SourceMap
+
+    parsed = parse_recipe(data, SourceMap(recipe))
+    return parsed.publish.model_dump() if parsed.publish else {}
+
+
+@app.command(
+    epilog=_examples(
+        "olive-workflows submit workflows/phi35-travel.yaml --compute gpu-cluster",
+        "olive-workflows submit workflows/phi35-travel.yaml --compute gpu-cluster --dry-run",
+        "olive-workflows submit workflows/phi35-travel.yaml --compute gpu-cluster "
+        "--environment azureml:olive-gpu:3 --experiment travel",
+    )
+)
+@user_errors
+def submit(
+    recipe: RecipeArg,
+    compute: Annotated[str, typer.Option("--compute", "-c", help="Azure ML compute cluster.")],
+    environment: Annotated[
+        str | None,
+        typer.Option(
+            "--environment",
+            "-e",
+            help="Environment (default: an inline CUDA image "
+            "with the olive extra at constraints/gpu.txt's pins).",
+        ),
+    ] = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", help="Experiment.")] = None,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            "--cache",
+            help="Datastore folder for Olive's cache "
+            "(azureml://datastores/<store>/paths/<folder>/).",
+        ),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    resource_group: GroupOpt = None,
+    subscription: SubOpt = None,
+    dry_run: DryRunOpt = False,
+) -> None:
+    """Run RECIPE's rendered workflow as an Azure ML command job (`olive run --config`).
+
+    Local model folders and data files become job inputs, the output folder a job output,
+    and Olive's cache a datastore folder shared by repeated jobs. See docs/azure.md.
+    """
+    from olive_workflows import azureml
+    from olive_workflows.api import write_materialized
+    from olive_workflows.render import render_workflow
+
+    rendered = render_workflow(recipe)
+    write_materialized(rendered)
+    recipe_model = rendered.loaded.recipe
+    info = azureml.RunInfo(
+        recipe_name=recipe_model.name,
+        description=recipe_model.description,
+        olive_version="0.13.0",
+        steps=[s.type for s in recipe_model.steps],
+        target=f"{recipe_model.target.device}/{recipe_model.target.resolved_provider}",
+    )
+    job = azureml.build_command_job(
+        rendered.config, compute, environment, experiment, cache, run_info=info
+    )
+    if dry_run:
+        sys.stdout.write(azureml.job_yaml(job))
+        return
+    block = recipe_model.publish.model_dump() if recipe_model.publish else None
+    ws = azureml.resolve_workspace(subscription, resource_group, workspace, block, recipe.parent)
+    _err(f"workspace {ws.workspace_name} (from {ws.source})")
+    result = azureml.submit_job(job, ws)
+    print(f"submitted {result.name}")
+    if result.studio_url:
+        print(result.studio_url)

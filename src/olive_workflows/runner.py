@@ -314,6 +314,7 @@ def _run_info(rendered: RenderedWorkflow) -> dict[str, Any]:
     recipe = rendered.loaded.recipe
     templates = {name: ds.template for name, ds in recipe.data.items() if ds.template}
     return {
+        "recipe": str(rendered.loaded.path),
         "recipe_name": recipe.name,
         "description": recipe.description,
         "olive_version": olive_version(),
