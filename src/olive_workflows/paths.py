@@ -55,3 +55,16 @@ def azureml_registry_dict(uri: str) -> dict[str, str] | None:
         "name": match["name"],
         "version": match["version"],
     }
+
+
+def missing_note(path: Path) -> str:
+    """Why an existing-looking path is unusable, as a suffix: ` (a symlink to x, which ...)`."""
+    if path.is_symlink() and not path.exists():
+        return f" (a symlink to {path.readlink()}, which does not exist)"
+    if path.is_dir():
+        return " (it is a folder)"
+    if path.exists() and not path.is_file():
+        return " (it is not a regular file)"
+    if path.is_file():
+        return " (it is a file)"
+    return ""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, JsonValue, field_validator
 
 from olive_workflows.steps.base import Step
 
@@ -21,6 +21,20 @@ class OlivePassStep(Step):
         pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
         description="Olive pass type, e.g. OnnxDynamicQuantization.",
     )
-    params: dict[str, Any] = Field(
+    # JsonValue, not Any: a YAML date or !!binary value would otherwise reach json.dumps.
+    params: dict[str, JsonValue] = Field(
         default_factory=dict, description="The pass's parameters, exactly as Olive names them."
     )
+
+    @field_validator("params")
+    @classmethod
+    def _no_user_code(cls, params: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        # Olive imports a `user_script`; a recipe never makes anything run as code.
+        for key in ("user_script", "script_dir"):
+            if key in params:
+                raise ValueError(
+                    f"`{key}` would make Olive import Python code, which a recipe never "
+                    "does; remove it (write the Olive config by hand for passes that need "
+                    "a script)"
+                )
+        return params
