@@ -120,7 +120,12 @@ def check_config(rendered: RenderedWorkflow) -> list[Problem]:
         for err in exc.errors(include_url=False):
             loc = ".".join(str(p) for p in err["loc"])
             problems.append(
-                source.problem(f"Olive rejects the rendered config at {loc}: {err['msg']}", ())
+                source.problem(
+                    f"Olive rejects the rendered config at {loc}: {err['msg']}",
+                    (),
+                    "this is an olive-workflows bug (the recipe passed every check): please "
+                    "report it with this recipe",
+                )
             )
         return problems
 
@@ -129,6 +134,7 @@ def check_config(rendered: RenderedWorkflow) -> list[Problem]:
         accelerator_type=target.device, execution_provider=target.resolved_provider
     )
     package = OlivePackageConfig.load_default_config()
+    search = bool(config.get("engine", {}).get("search_strategy"))
 
     for pass_name, entries in run_config.passes.items():
         index = rendered.context.pass_steps.get(pass_name)
@@ -158,6 +164,12 @@ def check_config(rendered: RenderedWorkflow) -> list[Problem]:
             )
             continue
         params = dict(entry.config or {})
+        if search:
+            problems.extend(
+                _silently_searched(
+                    cls, accelerator, params, pass_type=pass_type, path=path, source=source
+                )
+            )
         for variant in _variants(params):
             with _captured_olive_warnings() as captured:
                 try:
@@ -167,6 +179,7 @@ def check_config(rendered: RenderedWorkflow) -> list[Problem]:
                         source.problem(
                             f"Olive rejects {pass_type} ({pass_name}): " + _one_line(exc),
                             path,
+                            "change this step's parameters as Olive says",
                         )
                     )
                     break
@@ -202,6 +215,35 @@ def check_config(rendered: RenderedWorkflow) -> list[Problem]:
                 )
                 break
     return _dedupe(problems)
+
+
+def _silently_searched(
+    cls: Any,
+    accelerator: Any,
+    params: dict[str, Any],
+    *,
+    pass_type: str,
+    path: KeyPath,
+    source: Any,
+) -> list[Problem]:
+    """In search mode Olive searches every unset parameter that has search defaults."""
+    defaults = cls._default_config(accelerator)
+    unset = sorted(
+        key
+        for key, param in defaults.items()
+        if getattr(param, "search_defaults", None) is not None and key not in params
+    )
+    if not unset:
+        return []
+    where = (*path, "params") if path and path[-1] == "olive_pass" else path
+    return [
+        source.problem(
+            f"with search on, Olive would also search {pass_type}'s unset "
+            f"{', '.join(unset)} (its search defaults)",
+            where,
+            "set each to a value (or `DEFAULT_VALUE`)",
+        )
+    ]
 
 
 def _one_line(exc: Exception) -> str:
