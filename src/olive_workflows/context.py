@@ -126,14 +126,15 @@ class _Builder:
             path = azureml_registry_dict(value)
             if path is not None and str(path["version"]).isdigit():
                 path["version"] = int(path["version"])
-        return {
-            "model_path": path,
-            "task": model.task,
-            "load_kwargs": {
-                "attn_implementation": model.attn_implementation,
-                "trust_remote_code": model.trust_remote_code,
-            },
+        load_kwargs: dict[str, Any] = {
+            "attn_implementation": model.attn_implementation,
+            "trust_remote_code": model.trust_remote_code,
         }
+        if any(isinstance(s, AwqStep) for s in self.recipe.steps):
+            # AutoAWQ saves its checkpoint with use_cache=false; every later load would then
+            # export a graph without present.* outputs, which onnxruntime-genai refuses.
+            load_kwargs["use_cache"] = True
+        return {"model_path": path, "task": model.task, "load_kwargs": load_kwargs}
 
     def data_config(self, name: str, ds: DataSet) -> dict[str, Any]:
         files = [str(resolve_path(f, self.base)) for f in ds.files or []]
@@ -195,7 +196,11 @@ class _Builder:
                 },
             }
         if isinstance(step, AwqStep):
-            return {"data_config": self.calibration(step)}
+            from olive_workflows.awq_compat import user_script_path
+
+            # Olive imports a pass's user_script before any pass runs: it applies the
+            # autoawq 0.2.9 / transformers 4.57 alias in the process that runs AutoAWQ.
+            return {"data_config": self.calibration(step), "user_script": user_script_path()}
         if isinstance(step, GptqStep):
             return {"data_config": step.calibration}
         if isinstance(step, OnnxStep):
