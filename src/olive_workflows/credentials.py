@@ -28,7 +28,14 @@ _FORMATS: tuple[tuple[str, re.Pattern[str], str], ...] = (
         re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),
         _ENV_FIX,
     ),
-    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), _ENV_FIX),
+    (
+        "a private key",
+        # The whole block: from BEGIN to END, or to the end of the text if END is missing.
+        re.compile(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)"
+        ),
+        _ENV_FIX,
+    ),
 )
 
 # Keys whose text value is a secret whatever it looks like (TrainingArguments' hub_token,
@@ -85,8 +92,9 @@ def find_credentials(value: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, 
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from find_credentials(item, (*path, i))
-    elif isinstance(value, str):
+    elif isinstance(value, str | int | float) and not isinstance(value, bool):
+        # `hub_token: true` (use the cached login) is fine; `password: 12345678` is not.
         key = path[-1] if path and isinstance(path[-1], str) else None
-        found = find_credential(value, key)
+        found = find_credential(str(value), key)
         if found is not None:
             yield (path, *found)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 
 from olive_workflows.errors import OutputError, Problem
+from olive_workflows.paths import is_dir, is_file
 
 Format = Literal["json", "yaml"]
 
@@ -21,8 +22,13 @@ class _Dumper(yaml.SafeDumper):
     """Block-style YAML; multi-line strings double-quoted with escapes (exact round trip)."""
 
 
+# YAML line breaks: in any other style they are written raw and folded on reading (NEL even
+# turns into a space), so strings holding one are always double-quoted with escapes.
+_LINE_BREAKS = frozenset("\n\r\x85\u2028\u2029")
+
+
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = '"' if "\n" in value or "\r" in value else None
+    style = '"' if _LINE_BREAKS.intersection(value) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -77,11 +83,11 @@ def _write_problem(path: Path, exc: OSError) -> Problem:
         errno.EROFS: "the file system is read-only; choose another folder",
         errno.ENOSPC: "free some disk space and run again",
     }
-    if path.is_dir():
+    if is_dir(path):
         exc = IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
     for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
+        if is_dir(parent) or is_file(parent):
+            if not is_dir(parent):
                 return Problem(
                     f"cannot write the output: {parent} is a file, not a folder",
                     file=path,

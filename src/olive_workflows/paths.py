@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Literal
 
@@ -37,7 +39,7 @@ def classify_model_path(value: str, base_dir: Path) -> tuple[ModelKind, str]:
         return "azureml", value
     explicit = value.startswith((".", "/", "~")) or "\\" in value
     resolved = resolve_path(value, base_dir)
-    if resolved.is_dir():
+    if is_dir(resolved):
         return "local", str(resolved)
     if explicit:
         return "missing", str(resolved)
@@ -57,14 +59,35 @@ def azureml_registry_dict(uri: str) -> dict[str, str] | None:
     }
 
 
+def _stat(path: Path, *, follow: bool = True) -> os.stat_result | None:
+    # pathlib's is_dir()/is_file() raise on a name too long, a forbidden folder, ...
+    try:
+        return path.stat() if follow else path.lstat()
+    except (OSError, ValueError):
+        return None
+
+
+def is_dir(path: Path) -> bool:
+    """`path.is_dir()` that is False, not an exception, for any path the OS cannot stat."""
+    info = _stat(path)
+    return info is not None and stat.S_ISDIR(info.st_mode)
+
+
+def is_file(path: Path) -> bool:
+    """`path.is_file()` that is False, not an exception, for any path the OS cannot stat."""
+    info = _stat(path)
+    return info is not None and stat.S_ISREG(info.st_mode)
+
+
 def missing_note(path: Path) -> str:
     """Why an existing-looking path is unusable, as a suffix: ` (a symlink to x, which ...)`."""
-    if path.is_symlink() and not path.exists():
+    info, link = _stat(path), _stat(path, follow=False)
+    if info is None and link is not None and stat.S_ISLNK(link.st_mode):
         return f" (a symlink to {path.readlink()}, which does not exist)"
-    if path.is_dir():
+    if info is None:
+        return ""
+    if stat.S_ISDIR(info.st_mode):
         return " (it is a folder)"
-    if path.exists() and not path.is_file():
+    if not stat.S_ISREG(info.st_mode):
         return " (it is not a regular file)"
-    if path.is_file():
-        return " (it is a file)"
-    return ""
+    return " (it is a file)"

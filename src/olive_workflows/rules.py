@@ -10,6 +10,7 @@ from olive_workflows.errors import KeyPath, Problem
 from olive_workflows.paths import (
     azureml_registry_dict,
     classify_model_path,
+    is_file,
     missing_note,
     resolve_path,
 )
@@ -128,7 +129,7 @@ class _Checker:
                     )
                 else:
                     suffixes.add(DATA_SUFFIXES[suffix])
-                if not resolved.is_file():
+                if not is_file(resolved):
                     self.add(
                         f"data file not found: {resolved}{missing_note(resolved)}",
                         fpath,
@@ -148,11 +149,14 @@ class _Checker:
         try:
             if ds.template:
                 template_fields(ds.template)
-            if not files or not all(f.is_file() for f in files):
+            if not files or not all(is_file(f) for f in files):
                 return
             message = check_columns(ds, files)
         except DataReadError as exc:
-            self.add(str(exc), ("data", name, key))
+            message, _, fix = str(exc).partition("; ")
+            self.add(
+                message, ("data", name, key), fix or "fix the data file (UTF-8 JSON lines or CSV)"
+            )
             return
         if message:
             self.add(
@@ -256,7 +260,11 @@ class _Checker:
             elif isinstance(step, OptimizeStep):
                 self.check_optimize(i, step, device)
             elif isinstance(step, Fp16Step) and device == "npu":
-                self.add("fp16 conversion is not supported on npu targets", where)
+                self.add(
+                    "fp16 conversion is not supported on npu targets",
+                    where,
+                    "remove the `fp16` step, or target a GPU",
+                )
             elif isinstance(step, ExtractAdaptersStep):
                 self.check_extract(i, step, adapter, saw_onnx_after_adapter)
 
