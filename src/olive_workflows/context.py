@@ -292,9 +292,8 @@ class _Builder:
             return None
         onnx_output = any(s.produces == "onnx" for s in self.recipe.steps)
         metrics: list[dict[str, Any]] = []
-        priority = 0
+        priority = 0  # Olive ranks candidates by sub-metric priority: 1 is most important
         for metric in evaluate.metrics:
-            sub_types = []
             if isinstance(metric, TimingMetric):
                 data_name = f"{metric.type}_prompts"
                 self.extra_data.append(
@@ -306,64 +305,22 @@ class _Builder:
                         "max_samples": metric.samples,
                     }
                 )
+                timing = {"warmup_num": metric.warmup, "repeat_test_num": metric.repeat}
+                subs = []
                 for j, stat in enumerate(metric.stats):
                     priority += 1
-                    sub_types.append(
-                        {
-                            "name": stat,
-                            "priority": priority,
-                            "goal": _goal(metric.goal) if j == 0 else None,
-                            "higher_is_better": None,
-                            "metric_config": {
-                                "warmup_num": metric.warmup,
-                                "repeat_test_num": metric.repeat,
-                            },
-                        }
-                    )
-                metrics.append(
-                    {
-                        "name": metric.type,
-                        "type": metric.type,
-                        "data_config": data_name,
-                        "sub_types": sub_types,
-                    }
-                )
+                    goal = metric.goal if j == 0 else None
+                    subs.append(_sub(stat, priority, goal, metric_config=timing))
+                metrics.append(_metric(metric.type, metric.type, data_name, subs))
             elif isinstance(metric, SizeMetric):
                 priority += 1
-                metrics.append(
-                    {
-                        "name": "size",
-                        "type": "size_on_disk",
-                        "data_config": None,
-                        "sub_types": [
-                            {
-                                "name": "bytes",
-                                "priority": priority,
-                                "goal": _goal(metric.goal),
-                                "higher_is_better": None,
-                                "metric_config": None,
-                            }
-                        ],
-                    }
-                )
+                subs = [_sub("bytes", priority, metric.goal)]
+                metrics.append(_metric("size", "size_on_disk", None, subs))
             elif isinstance(metric, PerplexityMetric):
                 priority += 1
-                metrics.append(
-                    {
-                        "name": "perplexity",
-                        "type": "accuracy",
-                        "data_config": metric.data,
-                        "sub_types": [
-                            {
-                                "name": "perplexity",
-                                "priority": priority,
-                                "higher_is_better": False,
-                                "goal": _goal(metric.goal),
-                                "metric_config": None,
-                            }
-                        ],
-                    }
-                )
+                # Olive defaults higher_is_better to True for every accuracy sub-type.
+                subs = [_sub("perplexity", priority, metric.goal, higher_is_better=False)]
+                metrics.append(_metric("perplexity", "accuracy", metric.data, subs))
         return {
             "name": EVALUATOR_NAME,
             "type": "OnnxEvaluator" if onnx_output else "PyTorchEvaluator",
@@ -387,6 +344,27 @@ class _Builder:
 
 def _goal(goal: Any) -> dict[str, Any] | None:
     return None if goal is None else {"type": goal.type, "value": goal.value}
+
+
+def _metric(name: str, kind: str, data: str | None, subs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"name": name, "type": kind, "data_config": data, "sub_types": subs}
+
+
+def _sub(
+    name: str,
+    priority: int,
+    goal: Any,
+    *,
+    higher_is_better: bool | None = None,
+    metric_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "priority": priority,
+        "goal": _goal(goal),
+        "higher_is_better": higher_is_better,
+        "metric_config": metric_config,
+    }
 
 
 def _identifier(name: str) -> str:
