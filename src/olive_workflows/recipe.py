@@ -585,6 +585,26 @@ def _normalize_step(
     out.append({"type": kind, **params})
 
 
+# `<place_holder>`, `<model_name_placeholder>`, `<subscription_id>`: a whole value in angle
+# brackets, or a `<...placeholder...>` inside one. Chat-template markers (`<|user|>`) never match.
+PLACEHOLDER = re.compile(
+    r"^<[A-Za-z][A-Za-z0-9_. -]*>$|<[A-Za-z0-9_]*place_?holder[A-Za-z0-9_]*>", re.IGNORECASE
+)
+
+
+def find_placeholders(value: Any, path: KeyPath = ()) -> typing.Iterator[tuple[KeyPath, str]]:
+    """(key path, text) of every string value that is or holds a template placeholder."""
+    if isinstance(value, str):
+        if PLACEHOLDER.search(value):
+            yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from find_placeholders(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from find_placeholders(item, (*path, i))
+
+
 def parse_recipe(data: Any, source: SourceMap) -> Recipe:
     """Validate plain data as a Recipe; every problem is reported at once."""
     if not isinstance(data, dict):
@@ -619,13 +639,29 @@ def parse_recipe(data: Any, source: SourceMap) -> Recipe:
         )
         for path, what, fix in find_credentials(data)
     ]
+    # Placeholders from Olive templates (`olive-workflows import` keeps them as fields):
+    # reported as unfilled, instead of as the type errors they would also cause.
+    unfilled = list(find_placeholders(data))
+    problems += [
+        source.problem(
+            f"`{value}` is an unfilled placeholder (from an Olive template)",
+            path,
+            "replace it with the real value",
+        )
+        for path, value in unfilled
+    ]
     steps, step_problems = _normalize_steps(data, source)
     problems += step_problems
     normalized = {**data, "steps": steps} if "steps" in data else dict(data)
     try:
         recipe = Recipe.model_validate(normalized)
     except ValidationError as exc:
-        raise RecipeError(problems + _translate(exc, data, source)) from None
+        translated = [
+            p
+            for p in _translate(exc, data, source)
+            if not any(p.path[: len(path)] == path for path, _ in unfilled)
+        ]
+        raise RecipeError(problems + translated) from None
     if problems:
         raise RecipeError(problems)
     return recipe
