@@ -114,3 +114,52 @@ def test_genai_generates_with_and_without_the_adapter(chain: dict) -> None:
     assert genai["base"]["new_tokens"] > 0
     assert genai["adapter"]["new_tokens"] > 0
     assert genai["sequences_differ"], "the adapter changed nothing"
+
+
+# --- the autoawq alias itself: no GPU needed, each check in a fresh interpreter -------------
+
+_FRESH_CHECKS = {
+    "import_has_no_side_effect": (
+        "import sys\n"
+        "import olive_workflows.awq_compat\n"
+        "assert 'transformers' not in sys.modules and 'torch' not in sys.modules\n"
+        "assert not olive_workflows.awq_compat.is_installed()\n"
+    ),
+    "install_then_import": (
+        "from olive_workflows import awq_compat\n"
+        "awq_compat.install()\n"
+        "import transformers.activations as a\n"
+        "assert a.PytorchGELUTanh is a.GELUTanh\n"
+    ),
+    "import_then_install": (
+        "import transformers.activations as a\n"
+        "from olive_workflows import awq_compat\n"
+        "awq_compat.install()\n"
+        "assert a.PytorchGELUTanh is a.GELUTanh\n"
+    ),
+    # what Olive does with a pass's user_script: load the file under its stem
+    "loaded_as_olive_user_script": (
+        "import importlib.util\n"
+        "from olive_workflows import awq_compat\n"
+        "spec = importlib.util.spec_from_file_location('awq_compat', awq_compat.user_script_path())\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "import transformers\n"  # transformers' own find_spec('awq') must not recurse
+        "import transformers.activations as a\n"
+        "assert a.PytorchGELUTanh is a.GELUTanh\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_FRESH_CHECKS))
+def test_awq_compat(name: str) -> None:
+    if name != "import_has_no_side_effect":
+        pytest.importorskip("transformers")
+    proc = subprocess.run(
+        [sys.executable, "-c", _FRESH_CHECKS[name]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]

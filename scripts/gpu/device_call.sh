@@ -5,6 +5,7 @@
 # $OUT. Calling it again keeps waiting on the same run; it starts a new run only when none
 # is running or finished.
 #   device run: bash scripts/gpu/device_call.sh 540     (carry: .dev/site312.tar.xz)
+#   (QUICK=1 in front is passed on to run_all.sh)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 WAIT=${1:-540}

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "workflows" / "phi35-travel.yaml"
 AWQ_COMPAT = REPO / "src" / "olive_workflows" / "awq_compat.py"
+LONGROPE_EXPORT = REPO / "scripts" / "gpu" / "longrope_export.py"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
@@ -63,6 +65,11 @@ def patch(cfg: dict, args: argparse.Namespace, run_dir: Path) -> list[str]:
     if not passes[awq_name].get("user_script"):
         passes[awq_name]["user_script"] = str(AWQ_COMPAT)
         done.append(f"passes.{awq_name}.user_script = awq_compat.py")
+    conversion = next(p for p in passes.values() if p["type"] == "OnnxConversion")
+    if not conversion.get("user_script"):
+        # Phi-3.5-mini's LongRoPE: torch.export cannot trace transformers' data-dependent `if`
+        conversion["user_script"] = str(LONGROPE_EXPORT)
+        done.append("OnnxConversion.user_script = longrope_export.py")
     if args.order == "lora-awq":
         names = list(passes)
         i, j = names.index(awq_name), names.index(lora_name)
@@ -125,13 +132,16 @@ class GpuMemory:
 
 
 def pass_times(out_dir: Path) -> list[dict]:
-    history = out_dir / "run_history.txt"
-    if not history.exists():
+    """Seconds per pass, in run order, from the footprint Olive writes into the output."""
+    footprint = out_dir / "footprint.json"
+    if not footprint.exists():
         return []
-    pattern = r"from_pass='([^']+)', duration_sec=([0-9.eE+-]+|None)"
+    nodes = [n for n in json.loads(footprint.read_text()).values() if n.get("parent_model_id")]
+    nodes.sort(key=lambda n: n.get("start_time") or 0)
     return [
-        {"pass": name, "seconds": None if sec == "None" else round(float(sec), 2)}
-        for name, sec in re.findall(pattern, history.read_text())
+        {"pass": n["from_pass"], "seconds": round(n["end_time"] - n["start_time"], 2)}
+        for n in nodes
+        if n.get("start_time") and n.get("end_time")
     ]
 
 
@@ -222,6 +232,9 @@ def main() -> int:
         ok = ok and bool(result["genai"].get("sequences_differ"))
     result["ok"] = ok
     args.json.parent.mkdir(parents=True, exist_ok=True)
+    # the whole Olive log beside the result, compressed (the GPU machine keeps nothing)
+    with log.open("rb") as src, gzip.open(args.json.with_suffix(".log.gz"), "wb") as dst:
+        shutil.copyfileobj(src, dst)
     args.json.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: result[k] for k in ("name", "ok", "olive_rc", "wall_s")}))
     return 0 if ok != args.expect_fail else 1
