@@ -286,6 +286,16 @@ def test_relative_paths_follow_the_config_folder_then_the_recipe(tmp_path: Path)
     assert result.recipe["output"]["dir"] == "../out"
 
 
+def test_a_missing_data_file_is_imported_and_reported(tmp_path: Path) -> None:
+    config = json.loads((CONFIGS_DIR / "lora_chain_cpu.json").read_text(encoding="utf-8"))
+    config["data_configs"][0]["load_dataset_config"]["data_files"] = "data/not-here.jsonl"
+    result = import_config(_write(tmp_path, config), recipe_path=tmp_path / "r.yaml")
+    # Relative to the config's folder, as Olive would read it; then to the recipe's.
+    assert result.recipe["data"]["travel"]["files"] == ["./data/not-here.jsonl"]
+    assert [p.path for p in result.problems] == [("data", "travel", "files", 0)]
+    assert "data file not found" in result.problems[0].message
+
+
 # -- configs from older Olive versions ---------------------------------------------------
 
 
@@ -339,6 +349,11 @@ ONNX = {
     "type": "OnnxConversion",
     "torch_dtype": "float32",
     "save_metadata_for_token_generation": True,
+}
+PROMPTS = {
+    "name": "prompts",
+    "type": "TransformersPromptDummyDataContainer",
+    "load_dataset_config": {"seq_len": 8, "past_seq_len": 0, "max_seq_len": 512, "max_samples": 4},
 }
 REFUSED = [
     ("auto-optimizer-only", {"input_model": MODEL, "auto_optimizer_config": {}}, r"auto optimizer"),
@@ -476,6 +491,36 @@ REFUSED = [
             },
         },
         r"credential",
+    ),
+    (
+        "search-over-olive-pass",
+        {
+            "input_model": MODEL,
+            "data_configs": [PROMPTS],
+            "passes": {
+                "a": ONNX,
+                "q": {
+                    "type": "OnnxDynamicQuantization",
+                    "per_channel": {
+                        "olive_parameter_type": "SearchParameter",
+                        "type": "Categorical",
+                        "support": [True, False],
+                    },
+                },
+            },
+            "search_strategy": {"execution_order": "joint", "sampler": "sequential"},
+            "evaluator": {
+                "metrics": [
+                    {
+                        "name": "latency",
+                        "type": "latency",
+                        "data_config": "prompts",
+                        "sub_types": [{"name": "avg"}],
+                    }
+                ]
+            },
+        },
+        r"breaks a recipe rule .* search is on but no step parameter is a list",
     ),
     ("passes-list", {"input_model": MODEL, "passes": [ONNX]}, r"`passes` is a list"),
     ("not-a-mapping", ["input_model"], r"is a mapping"),
@@ -622,14 +667,12 @@ CLI_COMMANDS = {
 
 
 @pytest.fixture(scope="module")
-def cli_configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def cli_configs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[str, Path]:
     """`olive <cmd> --save_config_file --dry_run` on the tiny model, from a project folder
     where models/ and data/ are relative paths (as users run it)."""
-    from olive_workflows.tiny_model import build_tiny_model
-
     project = tmp_path_factory.mktemp("olive-cli")
     (project / "models").mkdir()
-    build_tiny_model(project / "models" / "tiny-phi3")
+    (project / "models" / "tiny-phi3").symlink_to(tiny_model, target_is_directory=True)
     (project / "data").mkdir()
     (project / "data" / DATA_FILE.name).write_bytes(DATA_FILE.read_bytes())
     env = {

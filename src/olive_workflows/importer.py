@@ -664,7 +664,8 @@ def _abs_always(value: Any, base: Path) -> Any:
 
 
 def _resolve_component(comp: Any, base: Path) -> None:
-    """data_files / data_dir in a data component config (flat or under `params`)."""
+    """data_files / data_dir in a data component config (flat or under `params`): local
+    paths always (a file that is missing here is reported by the recipe's rules)."""
     if not isinstance(comp, dict):
         return
     for target in (comp, comp.get("params")):
@@ -672,18 +673,18 @@ def _resolve_component(comp: Any, base: Path) -> None:
             continue
         files = target.get("data_files")
         if isinstance(files, str):
-            target["data_files"] = _abs_if_exists(files, base)
+            target["data_files"] = _abs_always(files, base)
         elif isinstance(files, list):
-            target["data_files"] = [_abs_if_exists(f, base) for f in files]
+            target["data_files"] = [_abs_always(f, base) for f in files]
         elif isinstance(files, dict):
             target["data_files"] = {
-                k: [_abs_if_exists(f, base) for f in v]
+                k: [_abs_always(f, base) for f in v]
                 if isinstance(v, list)
-                else _abs_if_exists(v, base)
+                else _abs_always(v, base)
                 for k, v in files.items()
             }
         if "data_dir" in target:
-            target["data_dir"] = _abs_if_exists(target["data_dir"], base)
+            target["data_dir"] = _abs_always(target["data_dir"], base)
         if "data_name" in target and isinstance(target["data_name"], str):
             candidate = _abs(target["data_name"], base)
             if Path(candidate).is_dir() and target["data_name"] not in ("json", "csv", "parquet"):
@@ -2915,6 +2916,11 @@ class _Session:
         return False
 
 
+def _fixable(problem: Problem) -> bool:
+    """Problems the user fixes in the recipe: placeholders to fill, files to put in place."""
+    return "unfilled placeholder" in problem.message or "not found" in problem.message
+
+
 def _refuse_credentials(cfg: dict[str, Any]) -> None:
     from olive_workflows.credentials import find_credentials
 
@@ -2970,6 +2976,12 @@ def import_config(
         name = stem if stem not in ("config", "olive_config") else source.parent.name or stem
         session = _Session(imp, ctx, name, publish)
         recipe, text, notes, problems = session.run()
+        blocking = [p for p in problems if not _fixable(p)]
+        if blocking:
+            raise _Refused(
+                "the recipe it becomes breaks a recipe rule that no step choice avoids: "
+                + "; ".join(f"{_dotted(p.path)}: {p.message}" for p in blocking)
+            )
     except _Refused as exc:
         raise ImportConfigError([Problem(f"cannot import: {exc}", file=source)]) from None
     carried = [s.names[0] for s in imp.steps if s.type == "olive_pass"]
@@ -3049,7 +3061,7 @@ def import_command(
         sys.stdout.write(result.recipe_text)
     else:
         atomic_write(output, result.recipe_text)
-    blocking = [p for p in result.problems if "placeholder" not in p.message]
+    blocking = [p for p in result.problems if not _fixable(p)]
     if as_json:
         summary = import_summary(result)
         print(json.dumps(summary, indent=2), file=sys.stderr if output is None else sys.stdout)
