@@ -164,7 +164,18 @@ def test_render_never_imports_heavy_packages(tiny_model: Path) -> None:
 
 def test_every_command_has_help_with_examples() -> None:
     runner = CliRunner()
-    for command in ("render", "validate", "schema", "steps", "run", "chat", "tiny-model"):
+    for command in (
+        "render",
+        "validate",
+        "schema",
+        "steps",
+        "run",
+        "chat",
+        "tiny-model",
+        "publish",
+        "submit",
+        "import",
+    ):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0, command
         assert "Examples" in result.output, command

@@ -445,3 +445,38 @@ def submit(
     print(f"submitted {result.name}")
     if result.studio_url:
         print(result.studio_url)
+
+
+@app.command(
+    name="import",
+    epilog=_examples(
+        "olive-workflows import olive_config.json -o workflows/mine.yaml",
+        "olive-workflows import out/config.json --base-dir . -o rtn.yaml",
+        "olive-workflows import old_config.yaml --json > notes.json",
+    ),
+)
+@user_errors
+def import_(
+    config: Annotated[Path, typer.Argument(help="An Olive workflow config (JSON or YAML).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the recipe here (atomically).")
+    ] = None,
+    base_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--base-dir",
+            help="Folder the config's relative paths are relative to (default: the config's "
+            "folder; for a config the Olive CLI wrote, the folder you ran it from).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the notes as JSON.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Turn an existing Olive config into a recipe, listing everything that differs.
+
+    Passes without a step are carried verbatim as `olive_pass` steps; keys removed from
+    older Olive versions are translated with a note or refused with the reason.
+    """
+    from olive_workflows.importer import import_command
+
+    import_command(config, output, base_dir, as_json, quiet)
