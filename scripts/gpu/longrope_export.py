@@ -33,10 +33,10 @@ def install() -> None:
         config = self.config
         limit = getattr(config, "original_max_position_embeddings", None)
         limit = limit or config.max_position_embeddings
-        if not hasattr(self, "long_inv_freq"):
-            self.long_inv_freq, _ = self.rope_init_fn(config, x.device, seq_len=limit + 1)
+        # computed, not cached on the module: torch.export warns about (and may drop) tensor
+        # attributes assigned during tracing; it is 48 numbers, a constant in the graph
+        long, _ = self.rope_init_fn(config, x.device, seq_len=limit + 1)
         short = self.original_inv_freq.to(x.device)
-        long = self.long_inv_freq.to(x.device)
         inv_freq = torch.where(position_ids.max() + 1 > limit, long, short)
         # the rest is transformers' Phi3RotaryEmbedding.forward with inv_freq as a value
         inv_freq_expanded = inv_freq[None, :, None].float().expand(position_ids.shape[0], -1, 1)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU run of the phi35-travel recipe, in one go (about 20 minutes on one H100):
+# Every GPU run of the phi35-travel recipe, in one go (about 25 minutes on one H100; the big run alone 13):
 #   1. a model with microsoft/Phi-3.5-mini-instruct's exact config, random weights: the recipe
 #      as rendered, measured (the numbers of docs/benchmarks-gpu.md)
 #   2. pytest -m gpu (the tiny chain end to end, genai with/without adapter)
