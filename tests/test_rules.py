@@ -112,7 +112,7 @@ CASES = [
     ),
     (
         "merge-without-lora",
-        f"- rtn: {{}}\n- merge_adapters: {{}}",
+        "- rtn: {}\n- merge_adapters: {}",
         "",
         "steps[1].merge_adapters",
         r"needs a `lora` step before it",
@@ -126,7 +126,7 @@ CASES = [
     ),
     (
         "searched-value-in-later-step",
-        f"- onnx: {{}}\n- lora: {{data: travel, max_steps: 2, r: [4, 8]}}",
+        "- onnx: {}\n- lora: {data: travel, max_steps: 2, r: [4, 8]}",
         SEARCH,
         "steps[1].lora.r",
         r"only in the first step",
@@ -172,7 +172,7 @@ CASES = [
         "- awq: {}\n- lora: {data: travel, max_steps: 2, torch_dtype: float16}",
         GPU,
         "steps[1].lora.torch_dtype",
-        r"fails with torch_dtype float16.*bfloat16",
+        r"torch_dtype float16 fails when a batch has fewer than 1024 tokens \(batch_size x max_seq_len = 128\)",
     ),
     (
         "provider-device-mismatch",
@@ -245,6 +245,16 @@ def test_rule(
     line = matching[0]
     assert re.match(rf"^{re.escape(str(path))}:\d+: ", line), line
     assert "; " in line, f"no fix in: {line}"
+
+
+def test_lora_on_awq_in_float16_is_allowed_with_full_batches(
+    write_recipe: Callable[..., Path],
+) -> None:
+    # 1 x 1024 tokens per batch: AutoAWQ dequantizes first, which works in float16 (GPU run).
+    text = recipe_with_steps(
+        "- awq: {}\n- lora: {data: travel, max_steps: 2, torch_dtype: float16}", GPU
+    ).replace("max_seq_len: 128", "max_seq_len: 1024")
+    load_recipe(write_recipe(text))
 
 
 def test_all_rule_problems_are_reported_at_once(write_recipe: Callable[..., Path]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,7 @@ class _Builder:
             if merge is None:
                 merge = not extract_later
             return {
+                "user_script": self.longrope_script(step),
                 "use_dynamo_exporter": step.exporter == "dynamo",
                 "torch_dtype": step.torch_dtype or self.export_dtype(),
                 "merge_adapter_weights": merge,
@@ -238,6 +240,18 @@ class _Builder:
                 ),
             }
         return {}
+
+    def longrope_script(self, step: OnnxStep) -> str | None:
+        """The LongRoPE export patch as the conversion's user_script, where it may be needed."""
+        from olive_workflows.longrope_export import user_script_path
+
+        wanted = step.longrope_fix
+        if wanted is None:
+            kind, value = classify_model_path(self.recipe.model.path, self.base)
+            # A hub or registry model cannot be inspected offline; the patch is a no-op for
+            # models without LongRoPE, so it is on unless a local config says otherwise.
+            wanted = _uses_longrope(Path(value)) if kind == "local" else True
+        return user_script_path() if wanted else None
 
     def export_dtype(self, before: int | None = None) -> str:
         """dtype of the ONNX export: the last `onnx` step's, else the target's default."""
@@ -340,6 +354,15 @@ class _Builder:
             # only the random and tpe samplers take a seed
             "seed": search.seed if search.sampler != "sequential" else None,
         }
+
+
+def _uses_longrope(model_dir: Path) -> bool:
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    rope = config.get("rope_scaling") or {}
+    return isinstance(rope, dict) and "longrope" in (rope.get("type"), rope.get("rope_type"))
 
 
 def _goal(goal: Any) -> dict[str, Any] | None:

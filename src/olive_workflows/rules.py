@@ -304,12 +304,19 @@ class _Checker:
                 "use `method: lora` after `awq`",
             )
         if quantized_by == "awq" and step.torch_dtype in ("float16", "float32"):
-            self.add(
-                f"LoRA on an AWQ model fails with torch_dtype {step.torch_dtype} (AutoAWQ's "
-                "triton GEMM then gets mixed fp16/fp32 operands)",
-                _step_path(i, step, "torch_dtype"),
-                "use `torch_dtype: bfloat16` (the default on GPU)",
-            )
+            # AutoAWQ multiplies batches of >= 1024 tokens by dequantizing first (works in any
+            # dtype); smaller ones go through its triton GEMM, which then gets fp16 x fp32
+            # operands (GPU runs: docs/benchmarks-gpu.md). Olive pads every example.
+            ds = self.recipe.data.get(step.data)
+            tokens = step.batch_size * ds.max_seq_len if ds else 0
+            if tokens < 1024:
+                self.add(
+                    f"LoRA on an AWQ model with torch_dtype {step.torch_dtype} fails when a "
+                    f"batch has fewer than 1024 tokens (batch_size x max_seq_len = {tokens}): "
+                    "AutoAWQ's triton GEMM then gets mixed fp16/fp32 operands",
+                    _step_path(i, step, "torch_dtype"),
+                    "use `torch_dtype: bfloat16` (the default on GPU)",
+                )
         if step.method == "qlora" and device != "gpu":
             self.add(
                 "qlora needs a GPU (bitsandbytes 4-bit)",

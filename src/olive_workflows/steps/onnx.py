@@ -31,6 +31,12 @@ class OnnxStep(Step):
         default=None,
         description="dtype the model is exported in; default float32 on CPU, float16 on GPU.",
     )
+    longrope_fix: bool | None = Field(
+        default=None,
+        description="Make LongRoPE models (Phi-3.5-mini, Phi-3 128k) exportable with the dynamo "
+        "exporter (torch.export cannot trace transformers' branch on the sequence length). "
+        "Default: on unless the model is a local folder whose config has no LongRoPE.",
+    )
     merge_adapter: bool | None = Field(
         default=None,
         description="Fold a trained adapter into the weights. Default: false when an "

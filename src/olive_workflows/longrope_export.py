@@ -11,9 +11,15 @@
 # module name "longrope_export", which calls install(). Python callers call install().
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 _PATCHED = "_olive_workflows_longrope"
+
+
+def user_script_path() -> str:
+    """Absolute path of this file, for an OnnxConversion pass's `user_script`."""
+    return str(Path(__file__).resolve())
 
 
 def install() -> None:
