@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -41,6 +42,20 @@ def _prune(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in value.items() if v is not None}
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates under ~/.cache: compiling them costs more than a render.
+
+    Keyed by each template's source checksum by jinja, so an edited template recompiles.
+    """
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = base / "olive-workflows" / "jinja"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder)) if os.access(folder, os.W_OK) else None
+
+
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -48,6 +63,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
+        bytecode_cache=_bytecode_cache(),
     )
     env.filters["j"] = _json
     env.filters["prune"] = _prune
