@@ -166,11 +166,12 @@ class _Builder:
         out = []
         for i, (step, name) in enumerate(zip(steps, names, strict=True)):
             values: dict[str, Any] = {
+                **dict(step),
+                **{k: _categorical(v) for k, v in step.search_lists().items()},
+                # last, so that no step field can ever choose the template or the name
                 "type": step.type,
                 "template": f"passes/{step.type}.json.j2",
                 "pass_name": name,
-                **dict(step),
-                **{k: _categorical(v) for k, v in step.search_lists().items()},
             }
             values.update(self.derived(i, step, name))
             for pass_name in values.get("pass_names", [name]):

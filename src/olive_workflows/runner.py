@@ -9,7 +9,9 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -196,6 +198,27 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+class _SigintFlag:
+    """Remembers that Ctrl-C arrived while Olive ran (Python's handler is kept)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        signal.default_int_handler(signum, frame)
+
+    def __enter__(self) -> _SigintFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def config_path_for(rendered: RenderedWorkflow) -> Path:
     """The user-facing config is written next to the output folder: `<out>.olive.json`."""
     out = Path(rendered.config["engine"]["output_dir"])
@@ -248,8 +271,28 @@ def _verify(
         )
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False if
+    the platform or file system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except AttributeError:  # glibc < 2.28
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def _swap_in(staging: Path, output_dir: Path) -> None:
-    """Replace output_dir by staging with two renames: never a half-written output."""
+    """Replace output_dir by staging: readers (and a kill at any moment) see the old output
+    or the new one, never none and never half of one."""
+    if output_dir.exists() and _exchange(staging, output_dir):
+        shutil.rmtree(staging, ignore_errors=True)  # now holds the previous output
+        return
+    # Fallback: two renames; a kill between them leaves the previous output in `.<out>-old`.
     old = output_dir.with_name(f".{output_dir.name}-old")
     if old.exists():
         shutil.rmtree(old)
@@ -367,15 +410,18 @@ def run_recipe(
     from olive.workflows import run as olive_run
 
     workflow_output = None
+    interrupted = _SigintFlag()
     try:
-        with _watch_olive(watcher), _stdout_to_stderr():
-            # olive.workflows.run resets the logger level from the config: keep INFO.
+        with _watch_olive(watcher), _stdout_to_stderr(), interrupted:
             workflow_output = olive_run(config)
     except KeyboardInterrupt:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     except Exception as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if interrupted.seen:
+            # Ctrl-C surfaced as another exception inside a library: still an interruption.
+            raise KeyboardInterrupt from exc
         raise RunError(
             [
                 Problem(f"Olive failed: {type(exc).__name__}: {' '.join(str(exc).split())[:500]}"),
