@@ -251,7 +251,7 @@ class _Builder:
             kind, value = classify_model_path(self.recipe.model.path, self.base)
             # A hub or registry model cannot be inspected offline; the patch is a no-op for
             # models without LongRoPE, so it is on unless a local config says otherwise.
-            wanted = _uses_longrope(Path(value)) if kind == "local" else True
+            wanted = uses_longrope(Path(value)) if kind == "local" else True
         return user_script_path() if wanted else None
 
     def export_dtype(self, before: int | None = None) -> str:
@@ -357,7 +357,7 @@ class _Builder:
         }
 
 
-def _uses_longrope(model_dir: Path) -> bool:
+def uses_longrope(model_dir: Path) -> bool:
     try:
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -1727,6 +1727,21 @@ class _Importer:
                 "torch_dtype is unset (export in the model's own dtype); the onnx step always "
                 "names one"
             )
+        if pass_type == "OnnxConversion":
+            if dump.get("user_script") is not None:
+                raise _Inexpressible(f"it imports {dump['user_script']}")
+            model_path = self.config["input_model"]["config"].get("model_path")
+            if _longrope_patch_by_default(model_path):
+                # The onnx step would add the LongRoPE export patch here; the source exports
+                # without it, so the import keeps it off and says so.
+                fields["longrope_fix"] = False
+                self.ctx.note(
+                    "explicit",
+                    f"pass `{self.names[i]}`: longrope_fix: false, as the config exports without "
+                    "the LongRoPE patch; remove that line to let the onnx step patch Phi-3.5 "
+                    "(LongRoPE) models so that the dynamo exporter can trace them",
+                    ("steps",),
+                )
         if pass_type == "ExtractAdapters":
             lora = next((s for s in reversed(self.steps) if s.type == "lora"), None)
             method = lora.fields.get("method", "lora") if lora else None
@@ -2551,6 +2566,17 @@ STEP_TABLES: dict[str, tuple[str, dict[str, str | None], dict[str, Any], frozens
     ),
     "MergeAdapterWeights": ("merge_adapters", {}, {}, frozenset()),
 }
+
+
+def _longrope_patch_by_default(model_path: Any) -> bool:
+    """Whether the onnx step renders the LongRoPE user_script for this model (context.py)."""
+    from olive_workflows.context import uses_longrope
+
+    if isinstance(model_path, str) and Path(model_path).is_dir():
+        return uses_longrope(Path(model_path))
+    return True  # hub ids and registry models cannot be inspected offline
+
+
 FIELD_CONVERTERS: dict[tuple[str, str], Any] = {
     ("onnx", "exporter"): lambda v: "dynamo" if v else "torchscript",
 }
