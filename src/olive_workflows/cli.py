@@ -86,14 +86,16 @@ def render(
     from olive_workflows.api import render_to_text, write_materialized
 
     text, rendered = render_to_text(recipe, fmt=_format(fmt), output=output, check=check)
-    for path in write_materialized(rendered):
+    if output is not None:
+        from olive_workflows.output import atomic_write
+
+        # The config first: if it cannot be written, nothing else is either.
+        atomic_write(output, text)
+    for path in write_materialized(rendered):  # files the config points at (AWQ calibration)
         _err(f"wrote {path}")
     if output is None:
         sys.stdout.write(text)
     else:
-        from olive_workflows.output import atomic_write
-
-        atomic_write(output, text)
         _err(f"wrote {output}")
 
 
