@@ -12,22 +12,18 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from benchlib import CI_VARS, REPO, children_cpu_s, cpu_busy_s, cpu_calibration, machine, stats
+
 BIN = Path(sys.executable).parent
 RECIPE = "workflows/phi35-travel.yaml"
 TINY_MODEL = REPO / "models" / "tiny-phi3"
@@ -35,78 +31,17 @@ TEMPLATE = r"<|user|>\n{prompt}<|end|>\n<|assistant|>\n{response}<|end|>"
 TARGET_SECONDS = 0.3
 TARGET_RATIO = 10.0
 # Olive 0.13's telemetry treats any of these as "CI" (olive/telemetry/telemetry.py).
-CI_VARS = (
-    "CI",
-    "TF_BUILD",
-    "GITHUB_ACTIONS",
-    "JENKINS_URL",
-    "CODEBUILD_BUILD_ID",
-    "BUILDKITE",
-    "SYSTEM_TEAMFOUNDATIONCOLLECTIONURI",
+RENDER_DISTS = (
+    "olive-ai",
+    "torch",
+    "transformers",
+    "onnxruntime",
+    "onnxruntime-genai",
+    "pydantic",
+    "jinja2",
+    "typer",
 )
 HEAVY = ("torch", "transformers", "onnx", "onnxruntime", "olive", "peft", "datasets")
-
-
-def machine() -> dict[str, Any]:
-    """nproc, CPU model, RAM, date, versions: what a reader needs to compare numbers."""
-    cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")),
-        platform.processor(),
-    )
-    meminfo = Path("/proc/meminfo").read_text(encoding="utf-8")
-    kib = int(next(ln.split()[1] for ln in meminfo.splitlines() if ln.startswith("MemTotal")))
-    versions = {}
-    for dist in (
-        "olive-ai",
-        "torch",
-        "transformers",
-        "onnxruntime",
-        "onnxruntime-genai",
-        "pydantic",
-        "jinja2",
-        "typer",
-    ):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    git = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    # Benchmarks run on the working tree: say which source files differ from the commit.
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "src", "templates", "workflows"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split("\n")
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gib": round(kib / 2**20, 1),
-        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "python": platform.python_version(),
-        "git_commit": git,
-        "uncommitted_source_files": [line[3:] for line in dirty if line.strip()],
-        "versions": versions,
-    }
-
-
-def cpu_busy_s() -> float:
-    """CPU seconds all processes of the machine have used since boot (/proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text(encoding="utf-8").split()[1:9]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def env_with(ci: bool) -> dict[str, str]:
@@ -133,30 +68,6 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path = REPO) -> float:
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
     return seconds
-
-
-def cpu_calibration(repeats: int = 5) -> dict[str, float]:
-    """Seconds a fixed pure-Python loop takes, to compare this machine's speed across runs.
-
-    The VM's CPU speed itself drifts (the same loop varies ~1.5x minute to minute), which no
-    load average shows.
-    """
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        sum(i * i for i in range(2_000_000))
-        samples.append(time.perf_counter() - start)
-    return {"min_s": round(min(samples), 3), "median_s": round(statistics.median(samples), 3)}
-
-
-def stats(samples: list[float]) -> dict[str, Any]:
-    return {
-        "n": len(samples),
-        "median_s": round(statistics.median(samples), 3),
-        "min_s": round(min(samples), 3),
-        "max_s": round(max(samples), 3),
-        "samples_s": [round(s, 3) for s in samples],
-    }
 
 
 def render_cmd() -> list[str]:
@@ -307,7 +218,7 @@ def main() -> None:
         sys.exit(f"{TINY_MODEL} missing: run `.venv/bin/olive-workflows tiny-model` first")
 
     # The machine and commit as the run starts; others may commit while it runs.
-    machine_start = machine()
+    machine_start = machine(RENDER_DISTS)
     load_start = list(os.getloadavg())
     started = time.perf_counter()
     calibration_start = cpu_calibration()
@@ -348,7 +259,7 @@ def main() -> None:
         "script": "scripts/bench_render.py",
         "command": ".venv/bin/python scripts/bench_render.py",
         "machine": machine_start,
-        "git_commit_end": machine()["git_commit"],
+        "git_commit_end": machine(RENDER_DISTS)["git_commit"],
         "loadavg_start": [round(x, 2) for x in load_start],
         "loadavg_end": [round(x, 2) for x in load_end],
         "others_cpu_share": round(others_share, 2),

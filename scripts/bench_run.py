@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
-import platform
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -31,11 +28,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from benchlib import CI_VARS, REPO, children_cpu_s, cpu_busy_s, cpu_calibration, machine
+from benchlib import stats as _stats
+
 BIN = Path(sys.executable).parent
 RECIPE = REPO / "workflows" / "tiny-travel-cpu.yaml"
 TINY_MODEL = REPO / "models" / "tiny-phi3"
@@ -46,15 +44,13 @@ MAX_NEW_TOKENS = 32
 TARGET_CHAIN_RATIO = 0.8
 QUIET_WAIT = 45.0  # most seconds to wait for a quiet machine before a cold sample
 # Olive 0.13's telemetry treats any of these as "CI" (olive/telemetry/telemetry.py).
-CI_VARS = (
-    "CI",
-    "TF_BUILD",
-    "GITHUB_ACTIONS",
-    "JENKINS_URL",
-    "CODEBUILD_BUILD_ID",
-    "BUILDKITE",
-    "SYSTEM_TEAMFOUNDATIONCOLLECTIONURI",
-)
+RUN_DISTS = ("olive-ai", "torch", "transformers", "peft", "onnxruntime", "onnxruntime-genai")
+
+
+def stats(samples: list[float]) -> dict[str, Any]:
+    return _stats(samples, digits=2)
+
+
 # The recipe's LoRA settings, given to `olive finetune` as far as its flags allow.
 FINETUNE_MATCHING = [
     "--max_steps", "20", "--lora_r", "8", "--lora_alpha", "16", "--torch_dtype", "float32",
@@ -64,41 +60,6 @@ FINETUNE_MATCHING = [
 
 
 # ---------------------------------------------------------------- environment and timing
-
-
-def machine() -> dict[str, Any]:
-    """nproc, CPU model, RAM, date, versions: what a reader needs to compare numbers."""
-    cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")),
-        platform.processor(),
-    )
-    meminfo = Path("/proc/meminfo").read_text(encoding="utf-8")
-    kib = int(next(ln.split()[1] for ln in meminfo.splitlines() if ln.startswith("MemTotal")))
-    versions = {}
-    for dist in ("olive-ai", "torch", "transformers", "peft", "onnxruntime", "onnxruntime-genai"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
-        ).stdout
-
-    dirty = git("status", "--porcelain", "--", "src", "templates", "workflows").splitlines()
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gib": round(kib / 2**20, 1),
-        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "python": platform.python_version(),
-        "git_commit": git("rev-parse", "--short", "HEAD").strip(),
-        # Benchmarks run on the working tree: say which source files differ from the commit.
-        "uncommitted_source_files": [line[3:] for line in dirty if line.strip()],
-        "versions": versions,
-    }
 
 
 def make_env(ci: bool, datasets_cache: Path) -> dict[str, str]:
@@ -121,18 +82,6 @@ def run_timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, st
     return seconds, proc.stdout, proc.stderr
 
 
-def _cpu_busy_s() -> float:
-    """CPU seconds all processes of the machine have used since boot (/proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text(encoding="utf-8").split()[1:9]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 @contextlib.contextmanager
 def contention() -> Iterator[dict[str, float]]:
     """Measures the CPU that OTHER processes used meanwhile: the noise in a sample.
@@ -141,9 +90,9 @@ def contention() -> Iterator[dict[str, float]]:
     others kept one of two cores busy the whole time.
     """
     info: dict[str, float] = {}
-    busy, ours, start = _cpu_busy_s(), _children_cpu_s(), time.perf_counter()
+    busy, ours, start = cpu_busy_s(), children_cpu_s(), time.perf_counter()
     yield info
-    others = (_cpu_busy_s() - busy) - (_children_cpu_s() - ours)
+    others = (cpu_busy_s() - busy) - (children_cpu_s() - ours)
     wall = time.perf_counter() - start
     info["others_cpu_s"] = round(max(others, 0.0), 1)
     info["others_share"] = round(max(others, 0.0) / (wall * (os.cpu_count() or 1)), 2)
@@ -158,36 +107,12 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.15, window: float = 3.0
     """
     start = time.perf_counter()
     while True:
-        busy, t0 = _cpu_busy_s(), time.perf_counter()
+        busy, t0 = cpu_busy_s(), time.perf_counter()
         time.sleep(window)
-        share = (_cpu_busy_s() - busy) / ((time.perf_counter() - t0) * (os.cpu_count() or 1))
+        share = (cpu_busy_s() - busy) / ((time.perf_counter() - t0) * (os.cpu_count() or 1))
         waited = time.perf_counter() - start
         if share <= threshold or waited >= max_wait:
             return round(waited, 1)
-
-
-def cpu_calibration(repeats: int = 5) -> dict[str, float]:
-    """Seconds a fixed pure-Python loop takes, to compare this machine's speed across runs.
-
-    The VM's CPU speed itself drifts (the same loop varies ~1.5x minute to minute), which no
-    load average shows.
-    """
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        sum(i * i for i in range(2_000_000))
-        samples.append(time.perf_counter() - start)
-    return {"min_s": round(min(samples), 3), "median_s": round(statistics.median(samples), 3)}
-
-
-def stats(samples: list[float]) -> dict[str, Any]:
-    return {
-        "n": len(samples),
-        "median_s": round(statistics.median(samples), 2),
-        "min_s": round(min(samples), 2),
-        "max_s": round(max(samples), 2),
-        "samples_s": [round(s, 2) for s in samples],
-    }
 
 
 def log(message: str) -> None:
@@ -716,7 +641,7 @@ def main() -> None:
         sys.exit(f"{TINY_MODEL} missing: run `.venv/bin/olive-workflows tiny-model` first")
 
     # The machine and commit as the run starts; others may commit while it runs.
-    machine_start = machine()
+    machine_start = machine(RUN_DISTS)
     load_start = list(os.getloadavg())
     started = time.perf_counter()
     calibration_start = cpu_calibration()
@@ -751,7 +676,7 @@ def main() -> None:
         "command": ".venv/bin/python scripts/bench_run.py"
         + (" --show-fixes" if args.show_fixes else ""),
         "machine": machine_start,
-        "git_commit_end": machine()["git_commit"],
+        "git_commit_end": machine(RUN_DISTS)["git_commit"],
         "loadavg_start": [round(x, 2) for x in load_start],
         "loadavg_end": [round(x, 2) for x in load_end],
         "wall_s": round(time.perf_counter() - started, 1),
