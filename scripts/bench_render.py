@@ -22,7 +22,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import CI_VARS, REPO, children_cpu_s, cpu_busy_s, cpu_calibration, machine, stats
+from benchlib import (
+    CI_VARS,
+    REPO,
+    calibration_note,
+    children_cpu_s,
+    cpu_busy_s,
+    cpu_calibration,
+    fmt_load,
+    machine,
+    stats,
+)
 
 BIN = Path(sys.executable).parent
 RECIPE = "workflows/phi35-travel.yaml"
@@ -188,20 +198,6 @@ def table(result: dict[str, Any]) -> str:
         f"{t['speedup']:.1f}x | {'yes' if t['speedup_met'] else 'no'} |",
     ]
     return "\n".join(lines)
-
-
-def calibration_note(result: dict[str, Any]) -> str:
-    cal = result.get("cpu_calibration")
-    if not cal:
-        return ""
-    return (
-        f"; CPU calibration loop {cal['start']['min_s']:.3f} s at start, "
-        f"{cal['end']['min_s']:.3f} s at end (lower = faster host)"
-    )
-
-
-def fmt_load(load: list[float]) -> str:
-    return "/".join(f"{x:.2f}" for x in load)
 
 
 def main() -> None:

@@ -31,7 +31,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchlib import CI_VARS, REPO, children_cpu_s, cpu_busy_s, cpu_calibration, machine
+from benchlib import (
+    CI_VARS,
+    REPO,
+    calibration_note,
+    children_cpu_s,
+    cpu_busy_s,
+    cpu_calibration,
+    fmt_load,
+    machine,
+)
 from benchlib import stats as _stats
 
 BIN = Path(sys.executable).parent
@@ -589,20 +598,6 @@ def table(result: dict[str, Any]) -> str:
                 f"{r['ms_median']:.1f} | {same} |"
             )
     return "\n".join(lines)
-
-
-def calibration_note(result: dict[str, Any]) -> str:
-    cal = result.get("cpu_calibration")
-    if not cal:
-        return ""
-    return (
-        f"; CPU calibration loop {cal['start']['min_s']:.3f} s at start, "
-        f"{cal['end']['min_s']:.3f} s at end (lower = faster host)"
-    )
-
-
-def fmt_load(load: list[float]) -> str:
-    return "/".join(f"{x:.2f}" for x in load)
 
 
 def main() -> None:

@@ -96,3 +96,17 @@ def stats(samples: list[float], digits: int = 3) -> dict[str, Any]:
         "max_s": round(max(samples), digits),
         "samples_s": [round(s, digits) for s in samples],
     }
+
+
+def calibration_note(result: dict[str, Any]) -> str:
+    cal = result.get("cpu_calibration")
+    if not cal:
+        return ""
+    return (
+        f"; CPU calibration loop {cal['start']['min_s']:.3f} s at start, "
+        f"{cal['end']['min_s']:.3f} s at end (lower = faster host)"
+    )
+
+
+def fmt_load(load: list[float]) -> str:
+    return "/".join(f"{x:.2f}" for x in load)
