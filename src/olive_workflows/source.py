@@ -339,55 +339,46 @@ class _Builder:
         self.problems: list[Problem] = []
         self._constructor = yaml.SafeLoader("")
 
+    def add(self, message: str, path: KeyPath, line: int, fix: str) -> None:
+        self.problems.append(Problem(message, path=path, file=self.map.file, line=line, fix=fix))
+
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.map.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
-            self.problems.append(
-                Problem(
-                    f"invalid YAML: unsupported tag `{node.tag}`",
-                    path=path,
-                    file=self.map.file,
-                    line=node.start_mark.line + 1,
-                    fix="remove the `!tag`: recipes hold plain YAML values",
-                )
+            self.add(
+                f"invalid YAML: unsupported tag `{node.tag}`",
+                path,
+                node.start_mark.line + 1,
+                "remove the `!tag`: recipes hold plain YAML values",
             )
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             first_line: dict[str, int] = {}
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
-                    self.problems.append(
-                        Problem(
-                            "a key must be a plain name, not a list or mapping",
-                            path=path,
-                            file=self.map.file,
-                            line=key_node.start_mark.line + 1,
-                            fix="write `name: value` (drop the `?` complex-key syntax)",
-                        )
+                    self.add(
+                        "a key must be a plain name, not a list or mapping",
+                        path,
+                        key_node.start_mark.line + 1,
+                        "write `name: value` (drop the `?` complex-key syntax)",
                     )
                     continue
                 key = key_node.value
                 line = key_node.start_mark.line + 1
                 if key == "<<":
-                    self.problems.append(
-                        Problem(
-                            "YAML merge keys (`<<`) are not supported in recipes",
-                            path=path,
-                            file=self.map.file,
-                            line=line,
-                            fix="write the keys out",
-                        )
+                    self.add(
+                        "YAML merge keys (`<<`) are not supported in recipes",
+                        path,
+                        line,
+                        "write the keys out",
                     )
                     continue
                 if key in first_line:
-                    self.problems.append(
-                        Problem(
-                            f"duplicate key `{key}` (first defined on line {first_line[key]})",
-                            path=(*path, key),
-                            file=self.map.file,
-                            line=line,
-                            fix="keep one of them",
-                        )
+                    self.add(
+                        f"duplicate key `{key}` (first defined on line {first_line[key]})",
+                        (*path, key),
+                        line,
+                        "keep one of them",
                     )
                     continue
                 first_line[key] = line
@@ -405,32 +396,22 @@ class _Builder:
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc)
             fix = next((f for words, f in _YAML_FIXES if words in problem), "write a plain value")
-            self.problems.append(
-                Problem(
-                    f"invalid YAML: {problem}", path=path, file=self.map.file, line=line, fix=fix
-                )
-            )
+            self.add(f"invalid YAML: {problem}", path, line, fix)
             return None
         if isinstance(value, float) and not math.isfinite(value):
             # json.dumps would write NaN/Infinity, which is not JSON; no setting needs them.
-            self.problems.append(
-                Problem(
-                    f"{value} is not a usable number",
-                    path=path,
-                    file=self.map.file,
-                    line=line,
-                    fix="write a finite number (or quote it if you meant text)",
-                )
+            self.add(
+                f"{value} is not a usable number",
+                path,
+                line,
+                "write a finite number (or quote it if you meant text)",
             )
         elif isinstance(value, str) and "\x00" in value:
-            self.problems.append(
-                Problem(
-                    "text contains a NUL character (`\\0`), which no path or setting can hold",
-                    path=path,
-                    file=self.map.file,
-                    line=line,
-                    fix="remove the `\\0` escape",
-                )
+            self.add(
+                "text contains a NUL character (`\\0`), which no path or setting can hold",
+                path,
+                line,
+                "remove the `\\0` escape",
             )
         return value
 
