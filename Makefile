@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install -q --disable-pip-version-check -c constraints/cpu.txt -e ".[olive,azure,dev]"
+	# autoawq (pure Python) without its dependencies, whose pins would replace transformers and
+	# torch: tests/test_awq_pack.py checks awq_compat's packing against AutoAWQ's own code.
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+		-c constraints/cpu.txt autoawq
 	touch $(STAMP)
 
 install: $(STAMP)
