@@ -1,7 +1,7 @@
 """Load an Olive output folder with onnxruntime-genai and generate with and without the adapter."""
 
 # Usage: python scripts/gpu/genai_check.py OUTPUT_DIR [--json RESULT.json] [--max-new 32]
-#        [--provider cpu]
+#        [--repeats 3] [--provider cpu]
 # Prints one JSON object: token ids, tokens/s and whether the two sequences differ; exit 1 if
 # there is no adapter file or the adapter changes nothing.
 # --provider cpu clears the providers of genai_config.json: the onnxruntime-genai CPU package
@@ -51,6 +51,20 @@ def check(out_dir: Path, max_new: int = 32, repeats: int = 3, provider: str = "c
 
     adapter_files = sorted(out_dir.glob("*.onnx_adapter"))
     result: dict = {"dir": str(out_dir), "genai": og.__version__, "provider": provider}
+    try:
+        import onnxruntime
+
+        result["onnxruntime"] = onnxruntime.__version__
+        result["ort_providers_available"] = onnxruntime.get_available_providers()
+    except ImportError:
+        pass
+    session = json.loads((out_dir / "genai_config.json").read_text())["model"]["decoder"].get(
+        "session_options", {}
+    )
+    # what genai_config asks for (cleared below for --provider cpu)
+    result["genai_config_providers"] = [
+        name for option in session.get("provider_options", []) for name in option
+    ]
     config = og.Config(str(out_dir))
     if provider == "cpu":
         config.clear_providers()
@@ -74,9 +88,10 @@ def main() -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--max-new", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--provider", choices=["config", "cpu"], default="config")
     args = parser.parse_args()
-    result = check(args.out_dir, args.max_new, provider=args.provider)
+    result = check(args.out_dir, args.max_new, args.repeats, provider=args.provider)
     text = json.dumps(result, indent=1)
     if args.json:
         args.json.write_text(text)

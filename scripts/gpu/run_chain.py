@@ -7,6 +7,9 @@
 #   --order lora-awq       LoRA before AWQ (AWQ then carries the adapter unchanged)
 #   --lora-dtype float16   LoRA's torch_dtype (the recipe renders bfloat16)
 #   --target cpu           CPU EP: OnnxConversion float32 + ModelBuilder(metadata) fp32
+#   --conversion-device D  OnnxConversion's device (Olive's default: cpu). cuda failed on the
+#                          H100 (torch.export: "Tensor on device cuda:0 is not on the expected
+#                          device cpu!", with `olive run` still exiting 0)
 #   --expect-fail          exit 0 when the run fails (for orders/dtypes that must be refused)
 # What it writes: per-pass seconds (Olive's run_history), wall time, peak GPU memory
 # (nvidia-smi every 0.5 s, whole card), peak host RSS, model/AWQ/adapter sizes, and the
@@ -92,6 +95,11 @@ def patch(cfg: dict, args: argparse.Namespace, run_dir: Path) -> list[str]:
             if p["type"] == "ModelBuilder":
                 p["precision"] = "fp32"
         done.append("target CPU EP: OnnxConversion float32, ModelBuilder fp32")
+    if args.conversion_device:
+        for p in passes.values():
+            if p["type"] == "OnnxConversion":
+                p["device"] = args.conversion_device
+        done.append(f"OnnxConversion.device = {args.conversion_device}")
     cfg["workflow_id"] = args.name.replace("-", "_")
     cfg["engine"]["cache_dir"] = str(run_dir / "cache")
     cfg["engine"]["output_dir"] = str(run_dir / "out")
@@ -172,6 +180,7 @@ def main() -> int:
     ap.add_argument("--lora-dtype", default=None)
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--target", choices=["recipe", "cpu"], default="recipe")
+    ap.add_argument("--conversion-device", choices=["cpu", "cuda"], default=None)
     ap.add_argument("--expect-fail", action="store_true")
     ap.add_argument("--max-new", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
