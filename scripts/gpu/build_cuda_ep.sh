@@ -8,17 +8,12 @@
 # machine's torch 2.11+cu130 brings them as nvidia-* wheels; env_cuda_ep.sh finds them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-PLAT=(--python-version 3.12 --implementation cp --only-binary=:all:
-      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
-      --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
-mapfile -t PINS < <(grep -E '^[A-Za-z0-9_.-]+==' constraints/gpu-cuda-ep.txt)
+source scripts/gpu/pack_lib.sh
+mapfile -t PINS < <(pins constraints/gpu-cuda-ep.txt)
 python3 -m pip download -q --no-deps "${PLAT[@]}" -d "$WORK/whl" "${PINS[@]}"
-python3 -m pip install -q --no-deps --no-compile "${PLAT[@]}" --target "$WORK/site" "$WORK"/whl/*.whl
-# the TensorRT provider is never used; genai's library carries DWARF debug info (code untouched)
+install_wheels
+# the TensorRT provider is never used
 rm -f "$WORK"/site/onnxruntime/capi/libonnxruntime_providers_tensorrt.so
-find "$WORK/site" -name '*.so*' -size +20M -exec strip --strip-debug {} +
 rm -rf .dev/cudaep
 mkdir -p .dev/cudaep
 tar -C "$WORK/site" -cf - . | xz -9 -T0 | split -b 60M - .dev/cudaep/cudaep.tar.xz.part-

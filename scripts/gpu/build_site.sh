@@ -8,20 +8,15 @@
 # debug info; stripping it (strip --strip-debug: code untouched) brings the packed set to ~20 MB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-PLAT=(--python-version 3.12 --implementation cp --only-binary=:all:
-      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
-      --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
+source scripts/gpu/pack_lib.sh
 # every pinned line except autoawq (sdist only on PyPI)
-mapfile -t PINS < <(grep -E '^[A-Za-z0-9_.-]+==' constraints/gpu.txt | grep -v '^autoawq==')
+mapfile -t PINS < <(pins constraints/gpu.txt '^autoawq==')
 AWQ_PIN=$(grep -E '^autoawq==' constraints/gpu.txt)
 python3 -m pip download -q --no-deps "${PLAT[@]}" -d "$WORK/whl" "${PINS[@]}"
 # autoawq 0.2.9 is pure Python but ships as an sdist: build its wheel here
 python3 -m pip download -q --no-deps --no-binary=:all: -d "$WORK/src" "$AWQ_PIN"
 python3 -m pip wheel -q --no-deps -w "$WORK/whl" "$WORK"/src/autoawq-*.tar.gz
-python3 -m pip install -q --no-deps --no-compile "${PLAT[@]}" --target "$WORK/site" "$WORK"/whl/*.whl
-find "$WORK/site" -name '*.so' -size +20M -exec strip --strip-debug {} +
+install_wheels
 mkdir -p .dev
 tar -C "$WORK/site" -cf - . | xz -9 -T0 > .dev/site312.tar.xz
 ls -la .dev/site312.tar.xz
