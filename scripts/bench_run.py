@@ -9,7 +9,7 @@
 #   a. workflows/tiny-travel-cpu.yaml copied with absolute paths and a fresh cache dir, run
 #      cold, warm (alternately with and without CI set) and with the last step changed
 #      (extract_adapters format: safetensors), `olive-workflows run` as a subprocess;
-#   b. greedy tokens/s of olive_workflows.chat.ChatSession.generate against transformers
+#   b. greedy tokens/s of olive_workflows.runtime.chat.ChatSession.generate against transformers
 #      generate (+ PEFT) on the same tiny model and LoRA adapter, each in its own process;
 #   c. the lab's chained Olive CLI commands (finetune, then auto-opt's config with the fixes
 #      it needs, run by `olive run`) against the one rendered workflow, cold and warm.
@@ -348,7 +348,7 @@ def show_fixes(root: Path, chain_work: Path) -> list[dict[str, Any]]:
 
 
 def worker_genai(model_dir: Path, repeats: int) -> dict[str, Any]:
-    from olive_workflows.chat import ChatSession, format_prompt
+    from olive_workflows.runtime.chat import ChatSession, format_prompt
 
     session = ChatSession(model_dir, {"travel": "adapter_weights.onnx_adapter"})
     prompt = format_prompt(PROMPT, model_dir, None)
@@ -367,7 +367,7 @@ def worker_torch(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from olive_workflows.chat import format_prompt
+    from olive_workflows.runtime.chat import format_prompt
 
     if threads:
         torch.set_num_threads(threads)

@@ -35,7 +35,7 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(scope="session")
 def tiny_model() -> Path:
     """The embedded default model at models/tiny-phi3 (what the shipped recipes use)."""
-    from olive_workflows.tiny_model import build_tiny_model
+    from olive_workflows.runtime.tiny_model import build_tiny_model
 
     return build_tiny_model(TINY_MODEL)
 

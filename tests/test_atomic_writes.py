@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from olive_workflows import output
-from olive_workflows.cli import app
-from olive_workflows.errors import OutputError
-from olive_workflows.output import atomic_write
+from olive_workflows.cli.app import app
+from olive_workflows.core import files as output
+from olive_workflows.core.errors import OutputError
+from olive_workflows.core.files import atomic_write
 from tests.conftest import REPO
 
 OLD = b"old content \xe2\x9c\x93\n" * 100
@@ -153,7 +153,7 @@ def test_sigkill_in_the_middle_of_a_write_keeps_the_previous_output(tmp_path: Pa
         f"""
         import os, sys, time
         from pathlib import Path
-        from olive_workflows import output
+        from olive_workflows.core import files as output
 
         real = os.fdopen
 

@@ -24,7 +24,7 @@ import transformers.activations as a
 a.PytorchGELUTanh = a.GELUTanh
 import awq.modules.linear.gemm as gemm
 from awq.quantize.quantizer import AwqQuantizer
-from olive_workflows import awq_compat
+from olive_workflows.patches import awq_compat
 
 original = gemm.WQLinear_GEMM.__dict__["from_linear"]
 torch.manual_seed(0)
@@ -60,7 +60,7 @@ print("identical", len(cases))
 """
 
 _INSTALL_PATCHES = """
-from olive_workflows import awq_compat
+from olive_workflows.patches import awq_compat
 awq_compat.install()
 import awq.modules.linear.gemm as gemm
 assert gemm.WQLinear_GEMM._olive_workflows_fast_pack

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import yaml
 
-from olive_workflows.azureml import (
+from olive_workflows.integrations.azureml import (
     DEFAULT_CACHE_PATH,
     DEFAULT_PIP_PACKAGES,
     AzureMLError,
@@ -412,7 +412,7 @@ def _secrets_absent(*texts: str) -> None:
 
 def test_importing_the_module_does_not_import_azure() -> None:
     code = (
-        "import sys, olive_workflows.azureml; "
+        "import sys, olive_workflows.integrations.azureml; "
         "print(sorted(m for m in sys.modules if m == 'azure' or m.startswith('azure.')))"
     )
     out = subprocess.run(
@@ -425,7 +425,7 @@ def test_missing_azure_extra_says_what_to_install(output_dir: Path) -> None:
     code = (
         "import sys; sys.modules['azure.ai.ml'] = None\n"
         "from pathlib import Path\n"
-        "from olive_workflows.azureml import AzureMLError, RunInfo, build_model_asset\n"
+        "from olive_workflows.integrations.azureml import AzureMLError, RunInfo, build_model_asset\n"
         "try:\n"
         f"    folder = Path({str(output_dir)!r})\n"
         "    build_model_asset(folder, 'm', '1', RunInfo('r', None, '0.13.0', [], 'cpu'))\n"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from olive_workflows.chat import ChatSession, Generation, discover_adapters, format_prompt
-from olive_workflows.reference import torch_greedy_tokens
-from olive_workflows.tiny_model import CHAT_TEMPLATE, TRAINING_TEMPLATE, build_tiny_model
+from olive_workflows.runtime.chat import ChatSession, Generation, discover_adapters, format_prompt
+from olive_workflows.runtime.reference import torch_greedy_tokens
+from olive_workflows.runtime.tiny_model import CHAT_TEMPLATE, TRAINING_TEMPLATE, build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_FILE = REPO / "data" / "data_sample_travel.jsonl"
@@ -281,9 +281,9 @@ def test_missing_folder_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("module", "heavy"),
     [
-        ("olive_workflows.chat", "onnxruntime_genai"),
-        ("olive_workflows.reference", "torch"),
-        ("olive_workflows.reference", "transformers"),
+        ("olive_workflows.runtime.chat", "onnxruntime_genai"),
+        ("olive_workflows.runtime.reference", "torch"),
+        ("olive_workflows.runtime.reference", "transformers"),
     ],
 )
 def test_import_is_lazy(module: str, heavy: str) -> None:

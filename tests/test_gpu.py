@@ -32,7 +32,7 @@ def _cuda_available() -> bool:
 def gpu_env() -> None:
     if not _cuda_available():
         pytest.skip("needs CUDA (AutoAWQ quantizes on the GPU only)")
-    from olive_workflows import awq_compat
+    from olive_workflows.patches import awq_compat
 
     awq_compat.install()  # autoawq 0.2.9 cannot be imported on transformers 4.57 without it
     pytest.importorskip("awq")
@@ -121,26 +121,26 @@ def test_genai_generates_with_and_without_the_adapter(chain: dict) -> None:
 _FRESH_CHECKS = {
     "import_has_no_side_effect": (
         "import sys\n"
-        "import olive_workflows.awq_compat\n"
+        "import olive_workflows.patches.awq_compat\n"
         "assert 'transformers' not in sys.modules and 'torch' not in sys.modules\n"
-        "assert not olive_workflows.awq_compat.is_installed()\n"
+        "assert not olive_workflows.patches.awq_compat.is_installed()\n"
     ),
     "install_then_import": (
-        "from olive_workflows import awq_compat\n"
+        "from olive_workflows.patches import awq_compat\n"
         "awq_compat.install()\n"
         "import transformers.activations as a\n"
         "assert a.PytorchGELUTanh is a.GELUTanh\n"
     ),
     "import_then_install": (
         "import transformers.activations as a\n"
-        "from olive_workflows import awq_compat\n"
+        "from olive_workflows.patches import awq_compat\n"
         "awq_compat.install()\n"
         "assert a.PytorchGELUTanh is a.GELUTanh\n"
     ),
     # what Olive does with a pass's user_script: load the file under its stem
     "loaded_as_olive_user_script": (
         "import importlib.util\n"
-        "from olive_workflows import awq_compat\n"
+        "from olive_workflows.patches import awq_compat\n"
         "spec = importlib.util.spec_from_file_location('awq_compat', awq_compat.user_script_path())\n"
         "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
         "import transformers\n"  # transformers' own find_spec('awq') must not recurse

@@ -13,11 +13,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from olive_workflows.cli import app
-from olive_workflows.errors import RecipeError
-from olive_workflows.output import dump
-from olive_workflows.render import render_workflow
-from olive_workflows.steps import STEP_TYPES
+from olive_workflows.cli.app import app
+from olive_workflows.core.errors import RecipeError
+from olive_workflows.core.files import dump
+from olive_workflows.recipe.steps import STEP_TYPES
+from olive_workflows.render.environment import render_workflow
 from tests.conftest import DATA_FILE
 
 HOSTILE = {

@@ -14,18 +14,18 @@ from typing import Any
 import pytest
 import yaml
 
-from olive_workflows.errors import RecipeError
-from olive_workflows.importer import (
+from olive_workflows.core.errors import RecipeError
+from olive_workflows.importer.api import (
     Difference,
     ImportConfigError,
     ImportResult,
     compare_configs,
-    import_command,
     import_config,
     round_trip_differences,
 )
-from olive_workflows.recipe import load_recipe
-from olive_workflows.render import render_workflow
+from olive_workflows.importer.command import import_command
+from olive_workflows.recipe.parse import load_recipe
+from olive_workflows.render.environment import render_workflow
 from tests.conftest import DATA_FILE, REPO
 
 CONFIGS_DIR = Path(__file__).parent / "import_configs"
@@ -162,7 +162,7 @@ def test_every_note_is_a_comment_in_the_recipe(
 def test_olive_accepts_the_imported_recipe(imported: dict[str, ImportResult], name: str) -> None:
     """Olive's own per-pass check (generate_config + validate_config) on the rendered recipe,
     olive_pass steps included; it finds what it finds in the source config too."""
-    from olive_workflows.olive_check import check_config
+    from olive_workflows.engine.check import check_config
 
     result = imported[name]
     problems = [str(p) for p in check_config(render_workflow(result.recipe_path))]

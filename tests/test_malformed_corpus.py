@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from olive_workflows.cli import app
-from olive_workflows.source import MAX_RECIPE_BYTES
+from olive_workflows.cli.app import app
+from olive_workflows.recipe.source import MAX_RECIPE_BYTES
 from tests.conftest import REPO
 
 CORPUS = REPO / "tests" / "corpus" / "malformed"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from olive_workflows.olive_check import check_config
-from olive_workflows.render import render_workflow
+from olive_workflows.engine.check import check_config
+from olive_workflows.render.environment import render_workflow
 from tests.conftest import recipe_with_steps
 
 SEARCH = "search: {}\nevaluate: {metrics: [{type: latency}]}\n"

@@ -16,9 +16,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from olive_workflows.errors import OliveWorkflowsError
-from olive_workflows.output import dump
-from olive_workflows.render import render_workflow
+from olive_workflows.core.errors import OliveWorkflowsError
+from olive_workflows.core.files import dump
+from olive_workflows.render.environment import render_workflow
 from tests.conftest import DATA_FILE
 
 # Reproducible in CI (same examples every run, no example database). To hunt for bugs,
@@ -316,7 +316,7 @@ def _write(folder: Path, recipe: dict[str, Any] | str) -> Path:
 
 @pytest.fixture(scope="module")
 def olive_check() -> Callable[..., Any]:
-    from olive_workflows.olive_check import check_config
+    from olive_workflows.engine.check import check_config
 
     return check_config
 

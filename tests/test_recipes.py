@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from olive_workflows.olive_check import check_config
-from olive_workflows.render import render_workflow
+from olive_workflows.engine.check import check_config
+from olive_workflows.render.environment import render_workflow
 from tests.conftest import REPO, WORKFLOWS
 from tests.golden_util import check_golden
 

@@ -14,8 +14,8 @@ import yaml
 from typer.testing import CliRunner
 
 from olive_workflows.api import recipe_schema_text
-from olive_workflows.cli import app
-from olive_workflows.render import render_workflow
+from olive_workflows.cli.app import app
+from olive_workflows.render.environment import render_workflow
 from tests.conftest import REPO, WORKFLOWS, recipe_with_steps
 
 LORA = "- lora: {data: travel, max_steps: 2}\n- onnx: {}"
@@ -146,7 +146,7 @@ def test_render_never_imports_heavy_packages(tiny_model: Path) -> None:
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
-        "from olive_workflows.cli import app\n"
+        "from olive_workflows.cli.app import app\n"
         f"r = CliRunner().invoke(app, ['render', {str(REPO / 'workflows' / 'phi35-travel.yaml')!r}])\n"
         "assert r.exit_code == 0, r.output\n"
         "heavy = {'torch', 'transformers', 'onnx', 'onnxruntime', 'olive', 'onnxscript'}\n"
@@ -160,6 +160,21 @@ def test_render_never_imports_heavy_packages(tiny_model: Path) -> None:
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_help_imports_only_the_cli() -> None:
+    """`--help` loads the CLI module and the error types, not the recipe models or Jinja."""
+    code = (
+        "import sys\n"
+        "from olive_workflows.cli.app import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'jinja2', 'yaml'}),"
+        " file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stderr.strip().splitlines()[-1] == "[]"
 
 
 def test_every_command_has_help_with_examples() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from olive_workflows.errors import RecipeError
-from olive_workflows.recipe import load_recipe
+from olive_workflows.core.errors import RecipeError
+from olive_workflows.recipe.parse import load_recipe
 from tests.conftest import recipe_with_steps
 
 GPU = "target: {device: gpu}\n"

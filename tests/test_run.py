@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from olive_workflows.chat import ChatSession, format_prompt
-from olive_workflows.reference import torch_greedy_tokens
+from olive_workflows.runtime.chat import ChatSession, format_prompt
+from olive_workflows.runtime.reference import torch_greedy_tokens
 from tests.conftest import DATA_FILE, REPO
 
 pytestmark = pytest.mark.slow

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from olive_workflows.cli import app
-from olive_workflows.credentials import find_credential, redact
-from olive_workflows.errors import Problem, RecipeError
-from olive_workflows.output import dump
-from olive_workflows.render import render_workflow
+from olive_workflows.cli.app import app
+from olive_workflows.core.credentials import find_credential, redact
+from olive_workflows.core.errors import Problem, RecipeError
+from olive_workflows.core.files import dump
+from olive_workflows.render.environment import render_workflow
 from tests.conftest import DATA_FILE, REPO
 
 # Realistic shapes, not real credentials.

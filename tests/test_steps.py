@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from olive_workflows.olive_check import check_config
-from olive_workflows.render import render_workflow, templates_dir
-from olive_workflows.steps import STEP_TYPES
+from olive_workflows.engine.check import check_config
+from olive_workflows.recipe.steps import STEP_TYPES
+from olive_workflows.render.environment import render_workflow, templates_dir
 from tests.conftest import DATA_FILE, REPO, recipe_with_steps
 from tests.golden_util import check_golden
 
@@ -97,7 +97,7 @@ def test_step_renders_golden_and_olive_accepts_it(
 def test_steps_command_lists_every_step() -> None:
     from typer.testing import CliRunner
 
-    from olive_workflows.cli import app
+    from olive_workflows.cli.app import app
 
     result = CliRunner().invoke(app, ["steps", "--json"])
     assert result.exit_code == 0

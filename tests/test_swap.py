@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from olive_workflows.runner import _exchange, _swap_in
+from olive_workflows.engine.runner import _exchange, _swap_in
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from olive_workflows.tiny_model import (
+from olive_workflows.runtime.tiny_model import (
     CHAT_TEMPLATE,
     MARKER_FILE,
     SPECIAL_TOKENS,
@@ -45,7 +45,7 @@ def test_builds_in_another_process_are_byte_identical(tiny: Path, tmp_path: Path
     # the things that could make a second build differ.
     other = tmp_path / "elsewhere" / "tiny"
     script = (
-        "import sys, pathlib, olive_workflows.tiny_model as t; "
+        "import sys, pathlib, olive_workflows.runtime.tiny_model as t; "
         "t.build_tiny_model(pathlib.Path(sys.argv[1]))"
     )
     env = {
@@ -203,7 +203,7 @@ def test_empty_data_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_import_does_not_load_torch() -> None:
-    code = "import sys, olive_workflows.tiny_model; sys.exit('torch' in sys.modules)"
+    code = "import sys, olive_workflows.runtime.tiny_model; sys.exit('torch' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
 
     assert subprocess.run([sys.executable, "-c", code], env=env, check=False).returncode == 0

@@ -78,7 +78,7 @@ def test_fresh_venv_renders_from_the_installed_wheel(wheel: Path, tmp_path: Path
         [
             str(venv / "bin" / "python"),
             "-c",
-            "import olive_workflows.render as r; print(r.templates_dir())",
+            "import olive_workflows.render.environment as r; print(r.templates_dir())",
         ],
         capture_output=True,
         text=True,

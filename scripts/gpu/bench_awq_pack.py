@@ -27,7 +27,7 @@ def main() -> None:
     from awq.modules.linear import gemm
     from awq.quantize.quantizer import AwqQuantizer
 
-    from olive_workflows import awq_compat
+    from olive_workflows.patches import awq_compat
 
     original = gemm.WQLinear_GEMM.__dict__["from_linear"]
     fast = awq_compat._fast_from_linear(original)

@@ -10,7 +10,7 @@ import subprocess
 
 def version(name: str) -> str | None:
     if name == "awq":
-        from olive_workflows import awq_compat
+        from olive_workflows.patches import awq_compat
 
         awq_compat.install()  # autoawq 0.2.9 does not import on transformers 4.57 without it
     try:

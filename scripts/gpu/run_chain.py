@@ -30,8 +30,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "workflows" / "phi35-travel.yaml"
-AWQ_COMPAT = REPO / "src" / "olive_workflows" / "awq_compat.py"
-LONGROPE_EXPORT = REPO / "src" / "olive_workflows" / "longrope_export.py"
+AWQ_COMPAT = REPO / "src" / "olive_workflows" / "patches" / "awq_compat.py"
+LONGROPE_EXPORT = REPO / "src" / "olive_workflows" / "patches" / "longrope_export.py"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 

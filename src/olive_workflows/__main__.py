@@ -1,5 +1,5 @@
 """`python -m olive_workflows` runs the CLI."""
 
-from olive_workflows.cli import main
+from olive_workflows.cli.app import main
 
 main()

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from olive_workflows.errors import OliveCheckError
-from olive_workflows.output import atomic_write, dump, format_for
-from olive_workflows.render import RenderedWorkflow, render_workflow
+from olive_workflows.core.errors import OliveCheckError
+from olive_workflows.core.files import dump, format_for
+from olive_workflows.render.environment import RenderedWorkflow, render_workflow
 
 
 def render_to_text(
@@ -35,28 +35,17 @@ def validate_recipe(recipe: str | Path) -> RenderedWorkflow:
 
 
 def _olive_check(rendered: RenderedWorkflow) -> None:
-    from olive_workflows.olive_check import check_config
+    from olive_workflows.engine.check import check_config
 
     problems = check_config(rendered)
     if problems:
         raise OliveCheckError(problems)
 
 
-def write_materialized(rendered: RenderedWorkflow) -> list[Path]:
-    """Write the files the config refers to (AWQ calibration text); skip unchanged ones."""
-    written = []
-    for item in rendered.context.materialize:
-        if item.path.is_file() and item.path.read_bytes() == item.content:
-            continue
-        atomic_write(item.path, item.content)
-        written.append(item.path)
-    return written
-
-
 def recipe_schema() -> dict[str, Any]:
     """JSON Schema of the recipe as users write it (`- lora: {...}` step items)."""
-    from olive_workflows.recipe import Recipe
-    from olive_workflows.steps import STEP_TYPES
+    from olive_workflows.recipe.schema import Recipe
+    from olive_workflows.recipe.steps import STEP_TYPES
 
     schema = Recipe.model_json_schema()
     defs = schema.setdefault("$defs", {})

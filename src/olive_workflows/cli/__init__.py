@@ -1,0 +1,1 @@
+"""The `olive-workflows` command line: thin Typer commands over the public API."""

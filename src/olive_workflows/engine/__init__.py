@@ -1,0 +1,1 @@
+"""The Olive side: the only code that imports olive; check, run, progress, patches."""

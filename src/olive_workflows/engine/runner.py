@@ -1,0 +1,464 @@
+"""`olive-workflows run`: render, check, run Olive's engine, verify the output, swap it in."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from olive_workflows.core.errors import OliveCheckError, Problem, RunError
+from olive_workflows.core.files import atomic_write, dump
+from olive_workflows.recipe.steps import ExtractAdaptersStep, GenaiMetadataStep, ModelBuilderStep
+from olive_workflows.render.environment import RenderedWorkflow, render_workflow
+
+Status = Literal["running", "cached", "done", "failed", "pruned"]
+RUN_INFO_FILE = "olive-workflows.json"
+ADAPTER_SUFFIX = {
+    "onnx_adapter": ".onnx_adapter",
+    "safetensors": ".safetensors",
+    "numpy": ".npz",
+    "pt": ".pt",
+}
+
+# Olive 0.13 engine log lines we follow (olive/engine/engine.py).
+_RUNNING = re.compile(r"^Running pass (?P<name>[^:]+):")
+_CACHED = re.compile(r"^Loaded model from cache: (?P<id>\S+)")
+_FINISHED = re.compile(r"^Pass (?P<name>[^:]+):\S+ finished in (?P<secs>[0-9.]+) seconds")
+_SILENT_FAILURES = (
+    ("Invalid config, pruned", "Olive pruned a pass: its settings are invalid for the target"),
+    ("is pruned due to failed or invalid config", "Olive pruned the flow after a failed pass"),
+    ("Failed to run Olive on", "Olive caught an exception and carried on"),
+    ("No output model produced", "Olive produced no output model"),
+    ("does not have lora modules", "ExtractAdapters found no LoRA weights: no adapter file"),
+    ("Pass run failed", "a pass raised an exception"),
+    ("Pass run_pass failed", "a pass raised an exception"),
+)
+
+
+@dataclass
+class PassRun:
+    """One execution of one Olive pass (a pass runs once per search point)."""
+
+    name: str
+    status: Status = "running"
+    seconds: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class RunSummary:
+    """What `run` did, for the summary table and for scripts (`--json`)."""
+
+    recipe: str
+    config_path: Path
+    output_dir: Path
+    passes: list[PassRun]
+    files: list[tuple[str, int]]
+    seconds: float
+    best: dict[str, Any] | None = None
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "config": str(self.config_path),
+            "output_dir": str(self.output_dir),
+            "seconds": round(self.seconds, 2),
+            "passes": [
+                {"name": p.name, "status": p.status, "seconds": p.seconds} for p in self.passes
+            ],
+            "files": [{"name": n, "bytes": s} for n, s in self.files],
+            "best": self.best,
+            "candidates": self.candidates,
+            "warnings": self.warnings,
+        }
+
+
+class OliveLogWatcher(logging.Handler):
+    """Turns Olive's log records into pass events; keeps the full log and its failures."""
+
+    def __init__(
+        self, on_change: Callable[[list[PassRun]], None], log_file: Path, echo_level: int
+    ) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.runs: list[PassRun] = []
+        self.failures: list[str] = []
+        self.on_change = on_change
+        self.echo_level = echo_level
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_file.open("w", encoding="utf-8")  # closed in close()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        self._log.write(f"[{record.levelname}] {record.name}: {message}\n")
+        if record.exc_info and record.exc_info[1] is not None:
+            self._log.write(f"    {type(record.exc_info[1]).__name__}: {record.exc_info[1]}\n")
+        self._log.flush()
+        if record.levelno >= self.echo_level:
+            print(f"olive: {message}", file=sys.stderr)
+        self._track(message, record)
+
+    def _track(self, message: str, record: logging.LogRecord) -> None:
+        current = self.runs[-1] if self.runs else None
+        if match := _RUNNING.match(message):
+            self.runs.append(PassRun(match["name"]))
+        elif _CACHED.match(message) and current and current.status == "running":
+            current.status = "cached"
+            current.seconds = time.monotonic() - current.started
+        elif (match := _FINISHED.match(message)) and current:
+            if current.status == "running":
+                current.status = "done"
+            current.seconds = float(match["secs"])
+        else:
+            for needle, meaning in _SILENT_FAILURES:
+                if needle in message:
+                    detail = ""
+                    if record.exc_info and record.exc_info[1] is not None:
+                        exc = record.exc_info[1]
+                        detail = f": {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                    self.failures.append(f"{meaning} ({message.strip()}){detail}")
+                    if current and current.status == "running":
+                        current.status = "pruned" if "pruned" in needle else "failed"
+                    break
+            else:
+                return
+        self.on_change(self.runs)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._log.close()
+        super().close()
+
+
+# Other libraries log through the root logger while Olive runs (onnxscript logs one INFO
+# line per folded constant): their records go to the log file, errors also to stderr.
+@contextlib.contextmanager
+def _watch_olive(watcher: OliveLogWatcher) -> Iterator[None]:
+    """Route the `olive` logger to the watcher only (Olive installs its own console handler)."""
+    logger = logging.getLogger("olive")
+    saved = logger.handlers[:], logger.propagate, logger.level
+    logger.handlers = [watcher]
+    logger.propagate = False
+    root = logging.getLogger()
+    saved_root = root.handlers[:]
+    quiet = _FileOnly(watcher)
+    root.handlers = [quiet]
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate, _ = saved
+        logger.setLevel(saved[2])
+        root.handlers = saved_root
+        watcher.close()
+
+
+class _FileOnly(logging.Handler):
+    """Root-logger records (other libraries): to the log file, warnings+ also to stderr."""
+
+    def __init__(self, watcher: OliveLogWatcher) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.watcher = watcher
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(ValueError):  # log file already closed
+            self.watcher._log.write(f"[{record.levelname}] {record.name}: {record.getMessage()}\n")
+        if record.levelno >= logging.ERROR:
+            print(f"{record.name}: {record.getMessage()}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Olive's passes print to stdout (training stats, exporter progress); stdout is ours
+    (`run --json`), so while Olive runs file descriptor 1 points at stderr."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (embedded use): nothing to protect
+        yield
+        return
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+class _SigintFlag:
+    """Remembers that Ctrl-C arrived while Olive ran (Python's handler is kept)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        signal.default_int_handler(signum, frame)
+
+    def __enter__(self) -> _SigintFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def config_path_for(rendered: RenderedWorkflow) -> Path:
+    """The user-facing config is written next to the output folder: `<out>.olive.json`."""
+    out = Path(rendered.config["engine"]["output_dir"])
+    fmt = rendered.loaded.recipe.output.format
+    return out.with_name(f"{out.name}.olive.{fmt}")
+
+
+def _staging_dir(output_dir: Path) -> Path:
+    # No dot-suffix: Olive treats an output_dir with a suffix as a file path.
+    return output_dir.with_name(f".{output_dir.name}-partial")
+
+
+def _expected_files(rendered: RenderedWorkflow) -> list[tuple[str, str]]:
+    """(glob, why) pairs the output folder must match for the run to count as a success."""
+    steps = rendered.loaded.recipe.steps
+    expected = [("model_config.json", "Olive writes it with every output model")]
+    if any(s.produces == "onnx" for s in steps):
+        expected.append(("*.onnx", "the recipe exports an ONNX model"))
+    if any(isinstance(s, GenaiMetadataStep | ModelBuilderStep) for s in steps):
+        expected.append(("genai_config.json", "a genai_metadata/model_builder step writes it"))
+    for step in steps:
+        if isinstance(step, ExtractAdaptersStep):
+            suffix = ADAPTER_SUFFIX[step.format]
+            expected.append((f"*{suffix}", "extract_adapters writes the adapter file"))
+    return expected
+
+
+def _verify(
+    staging: Path, rendered: RenderedWorkflow, watcher: OliveLogWatcher, output: Any
+) -> None:
+    problems: list[Problem] = []
+    search = rendered.config["engine"].get("search_strategy") is not None
+    has_output = bool(output is not None and output.has_output_model())
+    if not has_output and not any("no output model" in f for f in watcher.failures):
+        problems.append(Problem("Olive produced no output model (it still exits 0 here)"))
+    if not search or not has_output:
+        problems.extend(Problem(f) for f in dict.fromkeys(watcher.failures))
+    for pattern, why in _expected_files(rendered):
+        if has_output and not any(staging.glob(pattern)):
+            problems.append(Problem(f"the output has no {pattern} ({why})"))
+    if problems:
+        raise RunError(
+            [
+                *problems,
+                Problem(
+                    "the previous output (if any) was left untouched",
+                    fix=f"see the full Olive log: {watcher._log.name}",
+                ),
+            ]
+        )
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False if
+    the platform or file system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except AttributeError:  # glibc < 2.28
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _swap_in(staging: Path, output_dir: Path) -> None:
+    """Replace output_dir by staging: readers (and a kill at any moment) see the old output
+    or the new one, never none and never half of one."""
+    if output_dir.exists() and _exchange(staging, output_dir):
+        shutil.rmtree(staging, ignore_errors=True)  # now holds the previous output
+        return
+    # Fallback: two renames; a kill between them leaves the previous output in `.<out>-old`.
+    old = output_dir.with_name(f".{output_dir.name}-old")
+    if old.exists():
+        shutil.rmtree(old)
+    if output_dir.exists():
+        output_dir.rename(old)
+    staging.rename(output_dir)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _candidates(staging: Path, searched: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Evaluated search points from footprint.json, with the searched values of each.
+
+    `searched` maps an Olive pass type (lower case) to the parameters searched in it; the
+    values are found by walking from the evaluated model up its chain of parents.
+    """
+    footprint = staging / "footprint.json"
+    if not footprint.is_file():
+        return []
+    data = json.loads(footprint.read_text())
+    nodes = data.get("nodes", data)  # Olive 0.13 writes the node mapping at the top level
+    out = []
+    for model_id, node in nodes.items():
+        metrics = (node.get("metrics") or {}).get("value")
+        if not metrics:
+            continue
+        values: dict[str, Any] = {}
+        current: dict[str, Any] | None = node
+        while current is not None:
+            keys = searched.get(str(current.get("from_pass", "")).lower(), [])
+            run_config = current.get("pass_run_config") or {}
+            values.update({k: run_config[k] for k in keys if k in run_config})
+            current = nodes.get(current.get("parent_model_id") or "")
+        out.append(
+            {
+                "model_id": model_id,
+                "pass_config": values,
+                "metrics": {k: v.get("value") for k, v in metrics.items()},
+                "pareto": bool(node.get("is_pareto_frontier")),
+            }
+        )
+    return out
+
+
+def _searched_parameters(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Olive pass type -> names of its parameters that are search spaces."""
+    out: dict[str, list[str]] = {}
+    for params in config["passes"].values():
+        keys = [
+            k
+            for k, v in params.items()
+            if isinstance(v, dict) and v.get("olive_parameter_type") == "SearchParameter"
+        ]
+        if keys:
+            out.setdefault(params["type"].lower(), []).extend(keys)
+    return out
+
+
+def _run_info(rendered: RenderedWorkflow) -> dict[str, Any]:
+    from olive_workflows.engine.check import olive_version
+
+    recipe = rendered.loaded.recipe
+    templates = {name: ds.template for name, ds in recipe.data.items() if ds.template}
+    return {
+        "recipe": str(rendered.loaded.path),
+        "recipe_name": recipe.name,
+        "description": recipe.description,
+        "olive_version": olive_version(),
+        "steps": [s.type for s in recipe.steps],
+        "target": f"{recipe.target.device}/{recipe.target.resolved_provider}",
+        "templates": templates,
+    }
+
+
+def prepare(recipe_path: str | Path) -> RenderedWorkflow:
+    """Render and check a recipe with Olive; write the config next to the output."""
+    from olive_workflows.engine.check import check_config
+    from olive_workflows.render.environment import write_materialized
+
+    rendered = render_workflow(recipe_path)
+    problems = check_config(rendered)
+    if problems:
+        raise OliveCheckError(problems)
+    write_materialized(rendered)
+    atomic_write(
+        config_path_for(rendered), dump(rendered.config, rendered.loaded.recipe.output.format)
+    )
+    return rendered
+
+
+def run_recipe(
+    recipe_path: str | Path,
+    *,
+    on_change: Callable[[list[PassRun]], None] = lambda runs: None,
+    echo_level: int = logging.WARNING,
+) -> RunSummary:
+    """Run a recipe end to end; raise RunError unless a verified output is in place."""
+    started = time.monotonic()
+    rendered = prepare(recipe_path)
+    output_dir = Path(rendered.config["engine"]["output_dir"])
+    staging = _staging_dir(output_dir)
+    if staging.exists():
+        shutil.rmtree(staging)  # left by a killed run
+
+    # The engine writes into staging; INFO records are needed to follow the passes.
+    config = copy.deepcopy(rendered.config)
+    config["engine"]["output_dir"] = str(staging)
+    config["engine"]["log_severity_level"] = min(config["engine"]["log_severity_level"], 1)
+    log_file = output_dir.with_name(f"{output_dir.name}.olive.log")
+    watcher = OliveLogWatcher(on_change, log_file, echo_level)
+
+    from olive_workflows.engine.check import import_olive
+
+    import_olive()
+    from olive.workflows import run as olive_run
+
+    workflow_output = None
+    interrupted = _SigintFlag()
+    try:
+        with _watch_olive(watcher), _stdout_to_stderr(), interrupted:
+            workflow_output = olive_run(config)
+    except KeyboardInterrupt:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    except Exception as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if interrupted.seen:
+            # Ctrl-C surfaced as another exception inside a library: still an interruption.
+            raise KeyboardInterrupt from exc
+        raise RunError(
+            [
+                Problem(f"Olive failed: {type(exc).__name__}: {' '.join(str(exc).split())[:500]}"),
+                *(Problem(f) for f in dict.fromkeys(watcher.failures)),
+                Problem("the previous output (if any) was left untouched", fix=f"log: {log_file}"),
+            ]
+        ) from exc
+    try:
+        _verify(staging, rendered, watcher, workflow_output)
+    except RunError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    candidates = _candidates(staging, _searched_parameters(rendered.config))
+    best = None
+    best_node = workflow_output.get_best_candidate() if workflow_output is not None else None
+    if best_node is not None and candidates:
+        best = next((c for c in candidates if c["model_id"] == best_node.model_id), None)
+    atomic_write(staging / RUN_INFO_FILE, json.dumps(_run_info(rendered), indent=2) + "\n")
+    _swap_in(staging, output_dir)
+
+    files = sorted(
+        (p.relative_to(output_dir).as_posix(), p.stat().st_size)
+        for p in output_dir.rglob("*")
+        if p.is_file()
+    )
+    warnings = []
+    if rendered.config["engine"].get("search_strategy") is not None:
+        warnings = list(dict.fromkeys(watcher.failures))
+    return RunSummary(
+        recipe=str(recipe_path),
+        config_path=config_path_for(rendered),
+        output_dir=output_dir,
+        passes=watcher.runs,
+        files=files,
+        seconds=time.monotonic() - started,
+        best=best,
+        candidates=candidates,
+        warnings=warnings,
+    )

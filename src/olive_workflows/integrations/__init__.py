@@ -1,0 +1,1 @@
+"""Services outside this machine: Azure ML."""

@@ -1,0 +1,184 @@
+"""Steps that produce or transform ONNX models, and the adapter extraction."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from olive_workflows.recipe.steps.base import Step
+
+Precision = Literal["fp32", "fp16", "bf16", "int4", "int8"]
+Int4Algo = Literal["default", "rtn", "k_quant_mixed", "k_quant_last"]
+ExtraOption = str | int | float | bool
+
+
+class OnnxStep(Step):
+    """Export the PyTorch model to ONNX with Olive's OnnxConversion."""
+
+    summary: ClassVar[str] = "Export to ONNX (OnnxConversion, dynamo exporter by default)"
+    olive_passes: ClassVar[tuple[str, ...]] = ("OnnxConversion",)
+    consumes: ClassVar[str] = "hf"
+    produces: ClassVar[str] = "onnx"
+
+    type: Literal["onnx"] = "onnx"
+    exporter: Literal["dynamo", "torchscript"] = Field(
+        default="dynamo",
+        description="torch.onnx exporter. TorchScript fails on Phi-3 with transformers >= 4.49.",
+    )
+    opset: int = Field(default=20, ge=14, le=23, description="Target ONNX opset.")
+    torch_dtype: Literal["float32", "float16"] | None = Field(
+        default=None,
+        description="dtype the model is exported in; default float32 on CPU, float16 on GPU.",
+    )
+    longrope_fix: bool | None = Field(
+        default=None,
+        description="Make LongRoPE models (Phi-3.5-mini, Phi-3 128k) exportable with the dynamo "
+        "exporter (torch.export cannot trace transformers' branch on the sequence length). "
+        "Default: on unless the model is a local folder whose config has no LongRoPE.",
+    )
+    merge_adapter: bool | None = Field(
+        default=None,
+        description="Fold a trained adapter into the weights. Default: false when an "
+        "`extract_adapters` step follows (the adapter stays a separate file), else true.",
+    )
+
+
+class ModelBuilderStep(Step):
+    """onnxruntime-genai's model builder (HF model in, genai-ready ONNX out)."""
+
+    summary: ClassVar[str] = "Build a genai-ready ONNX model with onnxruntime-genai's ModelBuilder"
+    olive_passes: ClassVar[tuple[str, ...]] = ("ModelBuilder",)
+    consumes: ClassVar[str] = "hf"
+    produces: ClassVar[str] = "onnx"
+
+    type: Literal["model_builder"] = "model_builder"
+    precision: Precision = Field(
+        description="Weights precision. fp16 needs a GPU target, bf16 the CUDA provider."
+    )
+    int4_block_size: Literal[16, 32, 64, 128, 256] = Field(
+        default=32, description="int4: quantization block size (pinned: Olive would search it)."
+    )
+    int4_is_symmetric: bool = Field(
+        default=True, description="int4: symmetric quantization (pinned: Olive would search it)."
+    )
+    int4_algo_config: Int4Algo = Field(
+        default="default", description="int4: algorithm (pinned: Olive would search it)."
+    )
+    int4_accuracy_level: Literal[1, 2, 3, 4] | None = Field(
+        default=None, description="int4: MatMulNBits compute type (1 fp32, 2 fp16, 3 bf16, 4 int8)."
+    )
+    int4_op_types_to_quantize: list[str] | None = Field(
+        default=None, description="int4: op types to quantize, e.g. [MatMul, Gather]."
+    )
+    exclude_embeds: bool | None = Field(default=None, description="Leave out the embeddings.")
+    exclude_lm_head: bool | None = Field(default=None, description="Leave out the LM head.")
+    enable_cuda_graph: bool | None = Field(default=None, description="CUDA graph capture.")
+    extra_options: dict[str, ExtraOption] = Field(
+        default_factory=dict, description="Builder extra_options (override everything else)."
+    )
+
+
+class GenaiMetadataStep(Step):
+    """ModelBuilder in metadata-only mode: genai_config.json for an exported ONNX model."""
+
+    summary: ClassVar[str] = (
+        "Write genai_config.json for an exported ONNX model (ModelBuilder metadata_only)"
+    )
+    olive_passes: ClassVar[tuple[str, ...]] = ("ModelBuilder",)
+    consumes: ClassVar[str] = "onnx"
+    produces: ClassVar[str] = "onnx"
+
+    type: Literal["genai_metadata"] = "genai_metadata"
+    precision: Literal["fp32", "fp16"] | None = Field(
+        default=None,
+        description="Precision recorded in the metadata; default matches the ONNX export dtype.",
+    )
+    search: dict[str, ExtraOption] = Field(
+        default_factory=dict,
+        description="Generation defaults merged into genai_config.json (e.g. max_length).",
+    )
+
+
+class OptimizeStep(Step):
+    """Graph clean-up and transformer fusions (two Olive passes)."""
+
+    summary: ClassVar[str] = (
+        "Graph optimizations: OnnxPeepholeOptimizer + OrtTransformersOptimization"
+    )
+    olive_passes: ClassVar[tuple[str, ...]] = (
+        "OnnxPeepholeOptimizer",
+        "OrtTransformersOptimization",
+    )
+    consumes: ClassVar[str] = "onnx"
+    produces: ClassVar[str] = "onnx"
+
+    type: Literal["optimize"] = "optimize"
+    peephole: bool = Field(default=True, description="Run OnnxPeepholeOptimizer.")
+    transformers: bool = Field(default=True, description="Run OrtTransformersOptimization.")
+    level: Literal[0, 1, 2, 99] | None = Field(
+        default=None,
+        description="ORT graph optimization level. Default 0 when `extract_adapters` follows "
+        "(higher levels drop the LoRA metadata it needs), else ORT's default.",
+    )
+    onnxoptimizer: bool | None = Field(
+        default=None,
+        description="Run onnxoptimizer inside the peephole pass. Default off when "
+        "`extract_adapters` follows (it strips the LoRA metadata), else on.",
+    )
+    float16: bool = Field(default=False, description="Convert to fp16 (GPU targets only).")
+    model_type: str | None = Field(
+        default=None, description="ORT transformers model type (default: detected)."
+    )
+
+
+class Int4Step(Step):
+    """Block-wise RTN int4 quantization of ONNX MatMul weights."""
+
+    summary: ClassVar[str] = "int4 block-wise RTN quantization of ONNX weights"
+    olive_passes: ClassVar[tuple[str, ...]] = ("OnnxBlockWiseRtnQuantization",)
+    consumes: ClassVar[str] = "onnx"
+    produces: ClassVar[str] = "onnx"
+
+    type: Literal["int4"] = "int4"
+    block_size: Literal[16, 32, 64, 128, 256] = Field(default=128, description="Block size.")
+    is_symmetric: bool = Field(default=True, description="Symmetric quantization.")
+    accuracy_level: Literal[0, 1, 2, 3, 4] | None = Field(
+        default=None, description="MatMulNBits compute type (0 unset, 1 fp32 ... 4 int8)."
+    )
+    nodes_to_exclude: list[str] | None = Field(default=None, description="Nodes left in float.")
+
+
+class Fp16Step(Step):
+    """Convert an ONNX model's floats to fp16."""
+
+    summary: ClassVar[str] = "Convert ONNX float32 weights and ops to float16"
+    olive_passes: ClassVar[tuple[str, ...]] = ("OnnxFloatToFloat16",)
+    consumes: ClassVar[str] = "onnx"
+    produces: ClassVar[str] = "onnx"
+
+    type: Literal["fp16"] = "fp16"
+    keep_io_types: bool = Field(default=False, description="Keep float32 inputs and outputs.")
+    op_block_list: list[str] | None = Field(default=None, description="Op types kept in fp32.")
+
+
+class ExtractAdaptersStep(Step):
+    """Move the adapter weights out of the ONNX graph into a separate file."""
+
+    summary: ClassVar[str] = "Extract the adapter into its own file (onnxruntime-genai Adapters)"
+    olive_passes: ClassVar[tuple[str, ...]] = ("ExtractAdapters",)
+    consumes: ClassVar[str] = "onnx"
+    produces: ClassVar[str] = "onnx"
+
+    type: Literal["extract_adapters"] = "extract_adapters"
+    format: Literal["onnx_adapter", "safetensors", "numpy", "pt"] = Field(
+        default="onnx_adapter",
+        description="Adapter file format; onnx_adapter is what onnxruntime-genai loads.",
+    )
+    make_inputs: bool = Field(
+        default=True, description="Adapter weights become graph inputs (needed to swap adapters)."
+    )
+    optional_inputs: bool = Field(
+        default=True,
+        description="The model also runs without an adapter. Olive 0.13 breaks with false.",
+    )

@@ -1,0 +1,1 @@
+"""Recipe -> Olive config: the template context and the one Jinja environment."""

@@ -1,0 +1,1 @@
+"""Running models outside Olive: genai chat, the PyTorch reference, model builders."""
