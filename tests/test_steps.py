@@ -64,6 +64,29 @@ CASES: dict[str, tuple[str, str]] = {
         "- onnx: {}\n- olive_pass: {pass_type: OnnxDynamicQuantization, params: {per_channel: true}}",
         "",
     ),
+    "mixed_precision": (
+        "- mixed_precision: {algorithm: kld_gradient, ratio: 0.7, high_group_size: 32}\n- gptq: {}",
+        "",
+    ),
+    "quarot": ("- quarot: {rotate_mode: random, seed: 7}\n- rtn: {}", ""),
+    "peephole": (
+        "- onnx: {}\n- peephole: {onnxscript: false, fix_com_microsoft_opset: true, "
+        "cast_chain_elimination: true, save_as_external_data: true}",
+        "",
+    ),
+    "graph_surgeries": (
+        "- model_builder: {precision: int4}\n- graph_surgeries: {surgeries: "
+        "[{surgeon: TieWordEmbeddings}], remove_duplicate_initializers: false}",
+        "",
+    ),
+    "fixed_shape": (
+        "- onnx: {}\n- fixed_shape: {dim_param: [batch_size, sequence_length], dim_value: [1, 64]}",
+        "",
+    ),
+    "tune_session": (
+        "- onnx: {}\n- tune_session: {intra_op_threads: 4, execution_mode: 0, enable_profiling: true}",
+        "",
+    ),
 }
 
 

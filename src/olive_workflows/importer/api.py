@@ -18,7 +18,7 @@ from olive_workflows.importer.notes import (
 from olive_workflows.importer.olive_view import _Olive
 from olive_workflows.importer.paths import _resolve_paths
 from olive_workflows.importer.read import _canonical, _read, _refuse_credentials
-from olive_workflows.importer.roundtrip import _compare, _load_text
+from olive_workflows.importer.roundtrip import _compare, _load_text, is_location_problem
 from olive_workflows.importer.session import _Importer, _Session
 
 __all__ = [
@@ -33,8 +33,13 @@ __all__ = [
 
 
 def _fixable(problem: Problem) -> bool:
-    """Problems the user fixes in the recipe: placeholders to fill, files to put in place."""
-    return "unfilled placeholder" in problem.message or "not found" in problem.message
+    """Problems the user fixes in the recipe: placeholders to fill, files to put in place,
+    an output folder to choose (the rule is about where the recipe writes)."""
+    return (
+        "unfilled placeholder" in problem.message
+        or "not found" in problem.message
+        or is_location_problem(problem)
+    )
 
 
 def import_config(
@@ -96,6 +101,8 @@ def import_config(
         passes=passes,
         fallbacks=list(imp.fallbacks),
         unexplained=list(session.unexplained),
+        compared=session.compared,
+        found=list(session.differences),
     )
     return result
 

@@ -25,6 +25,8 @@ def import_command(
     base_dir: Path | None = None,
     as_json: bool = False,
     quiet: bool = False,
+    *,
+    force: bool = False,
 ) -> None:
     """Import an Olive workflow config (JSON or YAML) as a recipe; say what differs."""
     import sys
@@ -32,12 +34,17 @@ def import_command(
     import typer
 
     from olive_workflows.core.files import atomic_write
+    from olive_workflows.core.ownership import check_replaceable, note_written
 
+    if output is not None:  # before any work: never the config itself, nothing foreign
+        check_replaceable(output, force=force, inputs=[config], what="the recipe (-o)")
+        # (checked before the import runs: a refused write costs nothing)
     result = import_config(config, recipe_path=output, base_dir=base_dir)
     if output is None:
         sys.stdout.write(result.recipe_text)
     else:
         atomic_write(output, result.recipe_text)
+        note_written(output, result.recipe_text.encode("utf-8"))
     blocking = [p for p in result.problems if not _fixable(p)]
     if as_json:
         summary = import_summary(result)
@@ -57,11 +64,22 @@ def import_summary(result: ImportResult) -> dict[str, Any]:
         "steps": [{"pass": name, "step": step} for name, step in result.passes],
         "carried": result.carried,
         "notes": [
-            {"kind": n.kind, "message": n.message, "covers": list(n.covers)} for n in result.notes
+            {
+                "kind": n.kind,
+                "message": n.message,
+                "covers": list(n.covers),
+                "changes_workflow": bool(n.covers) and n.changes_workflow,
+            }
+            for n in result.notes
         ],
         "problems": [str(p) for p in result.problems],
         "unexplained": [str(d) for d in result.unexplained],
-        "round_trip_checked": not result.problems,
+        # The round trip ran (placeholders filled, files in place) ...
+        "round_trip_compared": result.compared,
+        # ... and found the config's workflow: nothing differs but names.
+        "round_trip_checked": result.same_workflow,
+        "changes": [str(d) for d in result.found if d.note is None or d.note.changes_workflow],
+        "not_checked": [n.message for n in result.unchecked],
     }
 
 
@@ -85,13 +103,39 @@ def _summary_lines(result: ImportResult, output: Path | None) -> list[str]:
         lines.append(f"{len(shown)} notes (also comments in the recipe):")
         lines.extend(f"  {n}" for n in shown)
     if result.problems:
-        lines.append("the recipe does not validate yet (fix these, then render it):")
-        lines.extend(f"  {p}" for p in result.problems)
-    else:
         lines.append(
-            "round trip checked: rendering the recipe gives the config back, after Olive's "
-            f"normalization, except for the {len(result.differences)} differences listed"
+            "the recipe does not validate yet (fix these, then `olive-workflows validate`):"
         )
-    for diff in result.unexplained:
-        lines.append(f"BUG: unexplained difference {diff}")
+        lines.extend(f"  {p}" for p in result.problems)
+    changes = [d for d in result.found if d.note is not None and d.note.changes_workflow]
+    if not result.compared:
+        lines.append(
+            "round trip NOT checked yet: it runs once the recipe validates "
+            "(`olive-workflows import` again after filling it in)"
+        )
+    elif result.unexplained:
+        lines.append(
+            f"round trip FAILED: {_count(len(result.unexplained), 'difference')} no note explains "
+            "(an olive-workflows bug; the recipe is not the config's workflow):"
+        )
+        lines.extend(f"  {d}" for d in result.unexplained)
+    elif changes:
+        lines.append(
+            f"round trip: NOT the config's workflow. Compared after Olive fills in every pass's "
+            f"defaults, {_count(len(changes), 'setting')} "
+            f"{'differs' if len(changes) == 1 else 'differ'} (the `dropped`/`differs` notes):"
+        )
+        lines.extend(f"  {d}" for d in changes)
+    else:
+        names = len(result.found)
+        lines.append(
+            "round trip checked: the recipe renders the config's workflow (compared after Olive "
+            "fills in every pass's defaults for the target)"
+            + (f"; only names differ ({_count(names, 'name')}, see `renamed`)" if names else "")
+        )
+    if result.compared and result.unchecked:
+        lines.append(
+            f"not checked ({len(result.unchecked)}, never imported or run): "
+            + "; ".join(n.message for n in result.unchecked)
+        )
     return lines

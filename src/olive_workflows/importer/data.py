@@ -9,6 +9,7 @@ from typing import Any
 from olive_workflows.importer.common import _Inexpressible, _one_line, is_placeholder
 from olive_workflows.importer.mapping import _Mapping
 from olive_workflows.importer.paths import _recipe_path_value
+from olive_workflows.importer.sandbox import has_code
 
 TEXT_GEN_KEYS = {
     "text_template": "template",
@@ -53,8 +54,10 @@ class _DataSets(_Mapping):
                 f"data config `{name}` is a {raw.get('type') or 'DataContainer'}, not a "
                 "HuggingfaceContainer of text"
             )
-        if dump.get("user_script") or dump.get("script_dir"):
-            raise _Inexpressible(f"data config `{name}` uses a user_script")
+        if has_code(raw):
+            raise _Inexpressible(
+                f"data config `{name}` uses a user_script (Python code; never imported here)"
+            )
         load = dump.get("load_dataset_config") or {}
         pre = dump.get("pre_process_data_config") or {}
         post = dump.get("post_process_data_config") or {}
@@ -106,17 +109,7 @@ class _DataSets(_Mapping):
             from olive_workflows.recipe.rules import DATA_SUFFIXES
 
             if isinstance(files, str):
-                files = [files]
-                self.ctx.note(
-                    "differs",
-                    f"data config `{name}`: data_files is one string; the recipe renders a "
-                    "one-file list (the same to datasets.load_dataset)",
-                    ("data",),
-                    [
-                        f"data.{name}.load_dataset_config.params.data_files",
-                        "passes[*].config.*data_config.load_dataset_config.params.data_files",
-                    ],
-                )
+                files = [files]  # a one-file list: the same to datasets.load_dataset
             if not isinstance(files, list) or not files:
                 raise _Inexpressible(f"data config `{name}` has data_files a recipe cannot list")
             kinds = {
@@ -239,10 +232,11 @@ class _DataSets(_Mapping):
                 if name in referenced:  # a bug: the step should have been carried
                     raise
                 if name not in inlined:
-                    self.ctx.note(
+                    self.ctx.note(  # no pass reads it: nothing Olive runs changes
                         "dropped",
-                        f"data config `{name}` dropped: {exc}; no step of the recipe reads it",
+                        f"data config `{name}` dropped: {exc}; no step of the recipe reads it "
+                        "(nor a pass of the config)",
                         ("data",),
-                        [f"data.{name}"],
+                        changes=False,
                     )
         return out

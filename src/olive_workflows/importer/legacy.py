@@ -162,13 +162,30 @@ def _translate_search(strategy: dict[str, Any], ctx: _Context) -> dict[str, Any]
 
 
 def _set_target_eps(cfg: dict[str, Any], eps: Any, ctx: _Context) -> None:
-    target = cfg["engine"].get("target")
-    system = cfg["systems"].get(target) if isinstance(target, str) else None
-    if system is None:
+    """Olive < 0.10 ran the workflow on the engine's execution providers: they become the
+    target's accelerator (a new local target when the config names none; Olive infers the
+    device from the provider, accelerator_creator.py:78-85)."""
+    eps = eps if isinstance(eps, list) else [eps]
+    if not eps:
         return
-    accelerators = system["config"].setdefault("accelerators", [{}])
+    engine = cfg["engine"]
+    target = engine.get("target")
+    system = cfg["systems"].get(target) if isinstance(target, str) else target
+    if system is None:
+        name = "local_system"
+        while name in cfg["systems"]:
+            name += "_"
+        cfg["systems"][name] = {
+            "type": "LocalSystem",
+            "config": {"accelerators": [{"execution_providers": list(eps)}]},
+        }
+        engine["target"] = name
+        return
+    if not isinstance(system, dict):
+        return
+    accelerators = system.setdefault("config", {}).setdefault("accelerators", [{}])
     if accelerators and not accelerators[0].get("execution_providers"):
-        accelerators[0]["execution_providers"] = eps if isinstance(eps, list) else [eps]
+        accelerators[0]["execution_providers"] = list(eps)
 
 
 def _translate_systems(cfg: dict[str, Any], ctx: _Context) -> None:
@@ -176,22 +193,25 @@ def _translate_systems(cfg: dict[str, Any], ctx: _Context) -> None:
     for name, system in list(cfg["systems"].items()):
         kind = str(system.get("type", "")).lower()
         if kind in REMOVED_SYSTEMS:
-            del cfg["systems"][name]
+            # The accelerator stays: it is what the passes were configured for.
+            accelerators = (system.get("config") or {}).get("accelerators")
+            cfg["systems"][name] = {
+                "type": "LocalSystem",
+                "config": {"accelerators": accelerators} if accelerators else {},
+            }
             users = [k for k in ("host", "target") if engine.get(k) == name]
-            for key in users:
-                engine.pop(key)
-            for entries in cfg["passes"].values():
-                for entry in entries:
-                    if entry.get("host") == name:
-                        entry.pop("host")
             ctx.note(
                 "translated",
                 f"system `{name}` ({system.get('type')}) was removed in Olive "
                 f"{REMOVED_SYSTEMS[kind]}; "
-                + (f"the {' and '.join(users)} is now the local machine" if users else "dropped"),
+                + (
+                    f"the {' and '.join(users)} is now the local machine, with the same accelerator"
+                    if users
+                    else "dropped"
+                ),
                 ("target",),
             )
-            continue
+            system = cfg["systems"][name]  # noqa: PLW2901 - its accelerators are checked below
         accelerators = (system.get("config") or {}).get("accelerators")
         if not isinstance(accelerators, list):
             continue

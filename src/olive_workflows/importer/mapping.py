@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,16 +33,39 @@ class _Mapping:
         self.ctx = ctx
         self.config = config
         self.olive = olive
+        # Olive reads a copy without the config's code and foreign systems (sandbox.py).
+        self.box = olive.sandbox(config)
         try:
-            self.rc = olive.run_config(config)
-        except Exception as exc:  # pydantic ValidationError or Olive's ValueError
+            self.rc = olive.run_config(self.box.config)
+        except ImportError as exc:
             raise _Refused(
-                "Olive 0.13 rejects the config: " + " ".join(str(exc).split())[:1200]
+                f"reading this config needs a package that is not installed here ({exc}); "
+                "install it (see constraints/) and import again"
             ) from None
+        except Exception as exc:  # pydantic ValidationError or Olive's ValueError
+            text = " ".join(str(exc).split())
+            if "No module named" in text or "is not available" in text:
+                raise _Refused(
+                    "reading this config needs a package that is not installed here: " + text[:600]
+                ) from None
+            raise _Refused("Olive 0.13 rejects the config: " + text[:1200]) from None
         try:
             self.accelerator = olive.accelerator(self.rc)
         except Exception as exc:
             raise _Refused(f"Olive cannot make a target accelerator: {exc}") from None
+        for name, why in self.box.data.items():
+            ctx.note(
+                "unchecked",
+                f"data config `{name}` was not checked: {why}, which the import never runs",
+                ("data",),
+            )
+        for (pass_name, key), why in self.box.pass_data.items():
+            ctx.note(
+                "unchecked",
+                f"pass `{pass_name}`: its `{key}` was not checked: {why}, which the import "
+                "never runs",
+                ("pass", pass_name),
+            )
         self.search = bool(self.rc.engine.search_strategy)
         self.names = list(self.rc.passes)
         self.data_dumps = {dc.name: _jsonable(_dump(dc)) for dc in self.rc.data_configs}
@@ -100,23 +124,27 @@ class _Mapping:
         if self.model_trc:
             out["trust_remote_code"] = True
         attn = load_kwargs.pop("attn_implementation", None)
-        if attn in ("eager", "sdpa", "flash_attention_2"):
-            if attn != "eager":
-                out["attn_implementation"] = attn
-        else:
-            out["attn_implementation"] = "sdpa"
-            ctx.note(
-                "differs",
-                "attn_implementation: "
-                + (
-                    f"`{attn}` is not one the recipe offers"
-                    if attn
-                    else "the config leaves it to transformers"
+        if attn in ("sdpa", "flash_attention_2"):
+            out["attn_implementation"] = attn
+        elif attn != "eager":
+            # Unset: transformers picks the kernel when it loads the model (its choice may
+            # change with its version). The recipe says the same with `null`.
+            out["attn_implementation"] = None
+            if attn is None:
+                ctx.note(
+                    "explicit",
+                    "attn_implementation: null keeps it unset, as in the config: transformers "
+                    "picks the attention kernel when it loads the model",
+                    ("model", "attn_implementation"),
                 )
-                + "; the recipe always sets one: `sdpa`, transformers' usual choice",
-                ("model", "attn_implementation"),
-                ["input_model.config.load_kwargs"],
-            )
+            else:
+                ctx.note(
+                    "differs",
+                    f"attn_implementation `{attn}` is not one a recipe names (eager, sdpa, "
+                    "flash_attention_2); the recipe leaves it unset, so transformers picks one",
+                    ("model", "attn_implementation"),
+                    ["input_model.config.load_kwargs"],
+                )
         dropped = {k: v for k, v in load_kwargs.items() if v is not None}
         dropped.update({k: v for k, v in conf.items() if v is not None})
         if dropped:
@@ -136,10 +164,7 @@ class _Mapping:
         device = str(acc.accelerator_type).lower()
         provider = acc.execution_provider
         if device not in ALLOWED_PROVIDERS or provider not in ALLOWED_PROVIDERS[device]:
-            raise _Refused(
-                f"target {device}/{provider}: recipes target cpu, gpu or npu with one of "
-                + ", ".join(sorted({p for ps in ALLOWED_PROVIDERS.values() for p in ps}))
-            )
+            raise _Refused(f"target device {device} ({provider}): a recipe targets cpu, gpu or npu")
         if acc.memory:
             self.ctx.note(
                 "dropped",
@@ -147,21 +172,35 @@ class _Mapping:
                 ("target",),
                 ["target.memory"],
             )
-        host = self.rc.engine.host
-        if host is not None and str(host.type).lower() != "localsystem":
+        engine = self.config["engine"]
+
+        def kind(value: Any) -> str:
+            if isinstance(value, str):
+                value = self.config["systems"].get(value)
+            return str(value.get("type")) if isinstance(value, dict) else "LocalSystem"
+
+        host = kind(engine.get("host"))
+        if host.lower() != "localsystem":
             self.ctx.note(
                 "dropped",
-                f"engine host is a {host.type} system; a recipe runs where you run it",
+                f"engine host is a {host} system; a recipe's workflow runs in the process of "
+                "`olive-workflows run`, on the machine you run it on"
+                + (
+                    " (Docker runs the whole workflow in a container)"
+                    if host.lower() == "docker"
+                    else ""
+                ),
                 ("target",),
                 ["host"],
             )
-        target = self.rc.engine.target
-        if target is not None and str(target.type).lower() != "localsystem":
+        target = kind(engine.get("target"))
+        if target.lower() != "localsystem":
             self.ctx.note(
                 "dropped",
-                f"target system is {target.type}; the recipe targets the local machine with the "
-                "same accelerator",
+                f"target system is {target}; the recipe targets the local machine with the same "
+                f"accelerator ({device}/{provider})",
                 ("target",),
+                ["target.system"],
             )
         out: dict[str, Any] = {"device": device}
         if provider != DEFAULT_PROVIDER.get(device):
@@ -171,12 +210,7 @@ class _Mapping:
     def _take_notes(self, before: int, pass_name: str) -> list[Note]:
         """Notes made while mapping one pass belong to its step (gone if it is carried)."""
         notes = [
-            Note(
-                n.kind,
-                n.message,
-                ("pass", pass_name) if n.key in ((), ("steps",)) else n.key,
-                n.covers,
-            )
+            dataclasses.replace(n, key=("pass", pass_name) if n.key in ((), ("steps",)) else n.key)
             for n in self.ctx.notes[before:]
         ]
         del self.ctx.notes[before:]

@@ -24,7 +24,11 @@ NoteKind = Literal[
     "unfilled",  # a template placeholder the user must fill in
     "differs",  # a value the recipe sets differently (the note says why)
     "olive",  # what Olive itself says about the config (ignored keys, pruned passes)
+    "unchecked",  # what the import could not compare without running the config's code
 ]
+# Kinds whose difference changes what Olive runs (a setting lost or set otherwise); the other
+# kinds' differences are names only. A note may say otherwise (`changes=`).
+CHANGING_KINDS = frozenset({"dropped", "differs"})
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,15 @@ class Note:
     message: str
     key: KeyPath = ()  # where in the recipe the comment goes (() = the header)
     covers: tuple[str, ...] = ()
+    changes: bool | None = None  # None: by kind (CHANGING_KINDS)
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message}"
+
+    @property
+    def changes_workflow(self) -> bool:
+        """Whether the differences it covers change what Olive runs (not only a name)."""
+        return self.kind in CHANGING_KINDS if self.changes is None else self.changes
 
 
 @dataclass(frozen=True)
@@ -76,11 +86,33 @@ class ImportResult:
     fallbacks: list[str] = field(default_factory=list)
     # Differences no note explains: a bug in the importer (reported, never hidden).
     unexplained: list[Difference] = field(default_factory=list)
+    # The round trip ran (the recipe validates but for where it writes, see `problems`).
+    compared: bool = False
+    # Every difference the round trip found, each with its note.
+    found: list[Difference] = field(default_factory=list)
 
     @property
     def differences(self) -> list[Note]:
         """Notes that stand for a difference between the config and the rendered recipe."""
         return [n for n in self.notes if n.covers]
+
+    @property
+    def changes(self) -> list[Note]:
+        """Notes for differences that change what Olive runs (not only a name)."""
+        return [n for n in self.differences if n.changes_workflow]
+
+    @property
+    def unchecked(self) -> list[Note]:
+        return [n for n in self.notes if n.kind == "unchecked"]
+
+    @property
+    def same_workflow(self) -> bool:
+        """The round trip ran and found nothing but names that differ."""
+        return (
+            self.compared
+            and not self.unexplained
+            and not any(d.note is None or d.note.changes_workflow for d in self.found)
+        )
 
     @property
     def unfilled(self) -> list[Note]:
@@ -106,7 +138,9 @@ class _Context:
         message: str,
         key: KeyPath = (),
         covers: tuple[str, ...] | list[str] = (),
+        *,
+        changes: bool | None = None,
     ) -> Note:
-        note = Note(kind, message, key, tuple(covers))
+        note = Note(kind, message, key, tuple(covers), changes)
         self.notes.append(note)
         return note

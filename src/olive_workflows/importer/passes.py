@@ -16,9 +16,10 @@ from olive_workflows.importer.common import (
 )
 from olive_workflows.importer.mapping import _Step
 from olive_workflows.importer.notes import Note
-from olive_workflows.importer.olive_view import _olive_logs
+from olive_workflows.importer.olive_view import NeedsScript, _olive_logs
 from olive_workflows.importer.passes_lora import _LoraSteps
 from olive_workflows.importer.passes_onnx import _OnnxSteps
+from olive_workflows.importer.sandbox import code_paths, has_code
 from olive_workflows.importer.step_fields import (
     LORA_METHODS,
     STEP_TABLES,
@@ -100,15 +101,31 @@ class _Passes(_LoraSteps, _OnnxSteps):
             cls = self.olive.pass_class(pass_type)
         except Exception as exc:
             self.ctx.note(
-                "olive",
-                f"pass `{name}`: Olive cannot import {pass_type} here ({_one_line(exc)[:160]}); "
-                "its parameters are carried unchecked",
+                "unchecked",
+                f"pass `{name}`: Olive cannot import {pass_type} here, a package is missing "
+                f"({_one_line(exc)[:160]}); its parameters are carried unchecked",
                 ("pass", name),
             )
             return
         params = dict(self.rc.passes[name][0].config or {})
         try:
             config, _, messages = self.olive.generate(cls, self.accelerator, params, self.search)
+        except NeedsScript as exc:
+            self.ctx.note(
+                "unchecked",
+                f"pass `{name}`: Olive resolves some of its parameters through its user_script "
+                f"({_one_line(exc)[:120]}), which the import never imports: not checked",
+                ("pass", name),
+            )
+            return
+        except ImportError as exc:
+            self.ctx.note(
+                "unchecked",
+                f"pass `{name}`: {pass_type} needs a package that is not installed here "
+                f"({_one_line(exc)[:160]}): its parameters are not checked",
+                ("pass", name),
+            )
+            return
         except Exception as exc:
             raise _Refused(f"pass `{name}`: Olive rejects {pass_type}: {_one_line(exc)}") from None
         ignored = []
@@ -125,7 +142,16 @@ class _Passes(_LoraSteps, _OnnxSteps):
                 ("pass", name),
             )
         with _olive_logs() as messages:
-            valid = cls.validate_config(config, self.accelerator)
+            try:
+                valid = cls.validate_config(config, self.accelerator)
+            except Exception as exc:  # e.g. SelectiveMixedPrecision without an algorithm
+                self.ctx.note(
+                    "olive",
+                    f"pass `{name}`: Olive's own check of {pass_type} fails ({_one_line(exc)}); "
+                    "the pass would fail when it runs, and so would the rendered workflow",
+                    ("pass", name),
+                )
+                return
         if not valid:
             self.ctx.note(
                 "olive",
@@ -190,7 +216,7 @@ class _Passes(_LoraSteps, _OnnxSteps):
                 [
                     f"passes[{i}].config.user_script",
                     f"passes[{i}].config.script_dir",
-                    "input_model.config.load_kwargs.extra_args.use_cache",
+                    "input_model.config.load_kwargs.use_cache",
                 ],
             )
         if pass_type == "Gptq" and dump.get("data_config") is not None:
@@ -245,7 +271,18 @@ class _Passes(_LoraSteps, _OnnxSteps):
             if params.get(key) is not None:
                 raise _Refused(
                     f"pass `{name}` ({pass_type}) needs `{key}` ({params[key]}): Python code the "
-                    "recipe would have to run, which recipes never do"
+                    "recipe would have to run, which recipes never do (the import did not "
+                    "import it either)"
+                )
+        for key, value in params.items():
+            data = self.raw_data.get(value) if isinstance(value, str) else value
+            if key.endswith("data_config") and isinstance(data, dict) and has_code(data):
+                where, script = next(code_paths(data))
+                raise _Refused(
+                    f"pass `{name}` ({pass_type}) reads data config "
+                    f"`{data.get('name', key)}`, which needs `{where}` ({script}): Python code "
+                    "the recipe would have to run, which recipes never do (the import did not "
+                    "import it either)"
                 )
         notes = [
             Note(
@@ -267,7 +304,6 @@ class _Passes(_LoraSteps, _OnnxSteps):
                             f"({self.data_reasons.get(value)}); inlined into `{key}` of pass "
                             f"`{name}` as Olive resolved it (model name filled in)",
                             ("pass", name),
-                            (f"data.{value}",),
                         )
                     )
         return _Step(
@@ -308,13 +344,12 @@ class _Passes(_LoraSteps, _OnnxSteps):
                 if IDENTIFIER.match(wanted) and len(wanted) <= 64:
                     chosen = wanted
                 rendered = [chosen]
-            for index, old, new in zip(step.indices, step.names, rendered, strict=True):
-                if old != new:
+            for old, new in zip(step.names, rendered, strict=True):
+                if old != new:  # a name in logs and footprints only (not compared)
                     self.ctx.note(
                         "renamed",
                         f"pass `{old}` is `{new}` in the rendered workflow",
                         ("pass", old),
-                        [f"pass_names[{index}]"],
                     )
             if chosen != default:
                 fields = {"name": chosen, **fields}

@@ -25,22 +25,16 @@ class _OnnxSteps(_StepFields):
             explicit=frozenset({"precision"}),
         )
         if dump.get("search") == {}:
-            fields.pop("search", None)
-            self.ctx.note(
-                "differs",
-                f"pass `{self.names[i]}`: `search: {{}}` is rendered as no search options "
-                "(the same)",
-                ("steps",),
-                [f"passes[{i}].config.search"],
-            )
+            fields.pop("search", None)  # no search options: the same to ModelBuilder
         return fields
 
     def _model_builder(
         self, i: int, dump: dict[str, Any], changed: dict[str, Any]
     ) -> dict[str, Any]:
-        name = self.names[i]
         pinned = {"int4_block_size": 32, "int4_is_symmetric": True, "int4_algo_config": "default"}
         dump = dict(dump)
+        # Unset (no search): onnxruntime-genai's defaults, which the step writes out; they
+        # compare equal (olive_view.GENAI_INT4_DEFAULTS). Searched ones make the pass carried.
         unset = [k for k in pinned if dump.get(k) is None]
         for key in unset:
             dump[key] = pinned[key]
@@ -68,22 +62,6 @@ class _OnnxSteps(_StepFields):
         )
         if extra_options == {}:
             fields.pop("extra_options", None)
-        if unset:
-            self.ctx.note(
-                "differs",
-                f"pass `{name}`: {', '.join(unset)} unset in the config (onnxruntime-genai then "
-                "uses its defaults: 32, symmetric, default); the model_builder step writes those "
-                "same values, so Olive never searches them",
-                ("steps",),
-                [f"passes[{i}].config.{k}" for k in unset],
-            )
-        if extra_options == {}:
-            self.ctx.note(
-                "differs",
-                f"pass `{name}`: `extra_options: {{}}` is rendered as no extra options (the same)",
-                ("steps",),
-                [f"passes[{i}].config.extra_options"],
-            )
         return fields
 
     def _try_optimize(self, indices: list[int]) -> _Step | None:

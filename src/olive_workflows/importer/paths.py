@@ -143,3 +143,18 @@ def _recipe_path_value(value: str, ctx: _Context) -> str:
     if rel.startswith(".."):
         return rel
     return "./" + rel if rel != "." else "."
+
+
+def _recipe_folder_value(value: str, ctx: _Context) -> str:
+    """An output or cache folder, always relative to the recipe's folder (`./x`, `../x`):
+    where a recipe writes is said relative to it, wherever the config was. A placeholder
+    stays as written."""
+    if _whole_placeholder(value) or not Path(value).is_absolute():
+        return value
+    try:
+        rel = os.path.relpath(value, ctx.recipe_dir).replace(os.sep, "/")
+    except ValueError:  # another drive (Windows): no relative path exists
+        return value
+    if rel.startswith(".."):
+        return rel
+    return "./" + rel if rel != "." else "."

@@ -46,8 +46,19 @@ def _covered(path: str, pattern: str) -> bool:
     return re.fullmatch(regex + r"(?:[.\[].*)?", path) is not None
 
 
+# Where a recipe writes (its output and cache folders), not what it runs: a rule broken there
+# (a folder that holds the user's files, ...) is the user's to fix, and the workflow it
+# renders compares all the same.
+LOCATION_KEYS = (("output", "dir"), ("cache", "dir"))
+
+
+def is_location_problem(problem: Problem) -> bool:
+    return tuple(problem.path[:2]) in LOCATION_KEYS
+
+
 def _load_text(text: str, recipe_path: Path) -> tuple[LoadedRecipe | None, list[Problem]]:
-    """Validate recipe text as if it were saved at `recipe_path` (types and rules)."""
+    """Validate recipe text as if it were saved at `recipe_path` (types and rules). The
+    recipe comes back with its problems when they are only about where it writes."""
     from olive_workflows.recipe.parse import parse_recipe
     from olive_workflows.recipe.rules import check_rules
     from olive_workflows.recipe.schema import LoadedRecipe
@@ -64,7 +75,8 @@ def _load_text(text: str, recipe_path: Path) -> tuple[LoadedRecipe | None, list[
         return None, list(exc.problems)
     loaded = LoadedRecipe(recipe=recipe, path=recipe_path, source=source)
     problems = check_rules(loaded)
-    return (None if problems else loaded), problems
+    usable = all(is_location_problem(p) for p in problems)
+    return (loaded if usable else None), problems
 
 
 def _compare(

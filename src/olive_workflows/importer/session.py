@@ -6,7 +6,13 @@ import re
 from typing import Any
 
 from olive_workflows.core.errors import KeyPath, Problem
-from olive_workflows.importer.common import _dotted, _placeholders, _recipe_name, _short
+from olive_workflows.importer.common import (
+    _dotted,
+    _placeholders,
+    _recipe_name,
+    _short,
+    is_placeholder,
+)
 from olive_workflows.importer.notes import Difference, Note, _Context
 from olive_workflows.importer.passes import _Passes
 from olive_workflows.importer.roundtrip import _compare, _load_text
@@ -14,10 +20,6 @@ from olive_workflows.importer.workflow import _WorkflowBlocks
 from olive_workflows.importer.writer import _emit, _wrap
 
 MAX_ROUNDS = 12
-# Steps whose output is an ONNX model (the rendered evaluator type follows them).
-ONNX_STEPS = frozenset(
-    {"onnx", "model_builder", "genai_metadata", "optimize", "int4", "fp16", "extract_adapters"}
-)
 
 
 class _Importer(_Passes, _WorkflowBlocks):
@@ -44,6 +46,7 @@ class _Session:
         self.base_notes = list(ctx.notes)
         self.unexplained: list[Difference] = []
         self.differences: list[Difference] = []
+        self.compared = False
 
     def assemble(self) -> tuple[dict[str, Any], list[Note]]:
         imp, ctx = self.imp, self.ctx
@@ -72,19 +75,46 @@ class _Session:
         }
         if "log_level" in self.engine:
             recipe["log_level"] = self.engine["log_level"]
-        if self.publish:
-            recipe["publish"] = self.publish
+        publish = dict(self.publish)
+        held = {k: v for k, v in publish.items() if is_placeholder(v)}
+        for key in held:
+            del publish[key]
+        if publish:
+            recipe["publish"] = publish
         notes = list(ctx.notes)
+        for key, value in held.items():
+            # Publishing is no part of the workflow: a placeholder there must not stop
+            # `render`, so it stays out of the recipe, said here.
+            notes.append(
+                Note(
+                    "unfilled",
+                    f"publish {key} is the placeholder `{value}` in the config: left out of the "
+                    f"recipe (publishing is no part of the workflow); add `{key}: <value>` under "
+                    "`publish:` (or pass it to `olive-workflows publish`) when you publish",
+                    ("publish",),
+                )
+            )
         for name in data:
             notes.extend(imp.data_notes.get(name, []))
         for step in imp.steps:
             notes.extend(step.notes)
         notes.extend(imp.evaluate_notes)
         if imp.evaluate is not None:
-            onnx = any(s.type in ONNX_STEPS for s in imp.steps)
+            from olive_workflows.recipe.steps import STEP_TYPES
+
+            # The recipe names the evaluator type from its last model kind (context.py);
+            # Olive picks an unset one by the framework of the model it measures.
+            onnx = any(STEP_TYPES[s.type].produces == "onnx" for s in imp.steps)
             rendered_type = "OnnxEvaluator" if onnx else "PyTorchEvaluator"
             source_type = imp.rc.engine.evaluator.type
-            if source_type != rendered_type:
+            olive_onnx = any(imp.olive.produces_onnx(e[0].type) for e in imp.rc.passes.values())
+            picked = "OnnxEvaluator" if olive_onnx else "PyTorchEvaluator"
+            same = source_type == rendered_type or (
+                source_type is None
+                and rendered_type == picked
+                and not (olive_onnx and imp.rc.engine.evaluate_input_model)
+            )
+            if not same:
                 notes.append(
                     Note(
                         "differs",
@@ -150,6 +180,8 @@ class _Session:
                 return recipe, text, notes, problems
             from olive_workflows.render.environment import render_workflow
 
+            # `problems` here are only about where the recipe writes (its output folder):
+            # what it runs renders and compares all the same.
             rendered = render_workflow(loaded)
             diffs = _compare(imp.olive, imp.config, rendered.config, notes)
             unexplained = [d for d in diffs if d.note is None]
@@ -157,7 +189,8 @@ class _Session:
                 continue
             self.differences = diffs
             self.unexplained = unexplained
-            return recipe, text, notes, []
+            self.compared = True
+            return recipe, text, notes, problems
         raise RuntimeError("the import did not settle; this is a bug")
 
     def _carry_steps_with_problems(self, problems: list[Problem]) -> bool:
@@ -191,9 +224,16 @@ class _Session:
     def _fix(self, unexplained: list[Difference], rendered: Any) -> bool:
         imp = self.imp
         for diff in unexplained:
-            match = re.match(r"^(passes|pass_names)\[(\d+)\]", diff.path)
+            match = re.match(r"^passes\[(\d+)\]\.config\.(\w*data_config)\b", diff.path)
             if match:
-                index = int(match[2])
+                params = imp.config["passes"][imp.names[int(match[1])]][0]["config"]
+                name = params.get(match[2])
+                if isinstance(name, str) and name in imp.data_sets:
+                    self._drop_data_set(name, diff.path)
+                    return True
+            match = re.match(r"^passes\[(\d+)\]", diff.path)
+            if match:
+                index = int(match[1])
                 j = next((k for k, s in enumerate(imp.steps) if index in s.indices), None)
                 if j is not None and imp.steps[j].type != "olive_pass":
                     self._carry_step(
@@ -205,24 +245,25 @@ class _Session:
                     return True
             if (
                 diff.path.startswith(("evaluator", "engine.evaluate_input_model"))
-                or any(diff.path.startswith(f"data.{n}") for n in imp.claimed_data)
-            ) and imp.evaluate is not None:
+                and imp.evaluate is not None
+            ):
                 imp.drop_evaluate(f"it would render differently at {diff.path}")
                 imp.fallbacks.append("evaluator")
                 return True
-            match = re.match(r"^data\.([A-Za-z0-9_]+)", diff.path)
-            if match and match[1] in imp.data_sets:
-                name = match[1]
-                imp.data_reasons[name] = f"as a recipe data set it would differ at {diff.path}"
-                del imp.data_sets[name]
-                imp.fallbacks.append(f"data.{name}")
-                for j in reversed(range(len(imp.steps))):
-                    step = imp.steps[j]
-                    if step.type != "olive_pass" and name in (
-                        step.fields.get(k) for k in ("data", "eval_data", "calibration")
-                    ):
-                        self._carry_step(j, f"its data config `{name}` is not a recipe data set")
-                if imp.evaluate and any(m.get("data") == name for m in imp.evaluate["metrics"]):
-                    imp.drop_evaluate(f"its data config `{name}` is not a recipe data set")
-                return True
         return False
+
+    def _drop_data_set(self, name: str, where: str) -> None:
+        """A data config that would render differently as a recipe data set: the steps and
+        metric that read it fall back (olive_pass with the data config inlined, no evaluate)."""
+        imp = self.imp
+        imp.data_reasons[name] = f"as a recipe data set it would differ at {where}"
+        del imp.data_sets[name]
+        imp.fallbacks.append(f"data.{name}")
+        for j in reversed(range(len(imp.steps))):
+            step = imp.steps[j]
+            if step.type != "olive_pass" and name in (
+                step.fields.get(k) for k in ("data", "eval_data", "calibration")
+            ):
+                self._carry_step(j, f"its data config `{name}` is not a recipe data set")
+        if imp.evaluate and any(m.get("data") == name for m in imp.evaluate["metrics"]):
+            imp.drop_evaluate(f"its data config `{name}` is not a recipe data set")

@@ -13,10 +13,24 @@ from olive_workflows.importer.common import (
     _short,
 )
 from olive_workflows.importer.data import _DataSets
-from olive_workflows.importer.olive_view import ABSENT
+from olive_workflows.importer.olive_view import ABSENT, NeedsScript
+from olive_workflows.importer.sandbox import has_code
 
 LORA_METHODS = {"LoRA": "lora", "QLoRA": "qlora", "DoRA": "dora", "LoHa": "loha", "LoKr": "lokr"}
 
+
+# Olive's external-data parameters of ONNX-writing passes (olive/passes/onnx/common.py), the
+# same names on the graph steps.
+EXTERNAL_DATA: dict[str, str | None] = {
+    k: k
+    for k in (
+        "save_as_external_data",
+        "all_tensors_to_one_file",
+        "external_data_name",
+        "size_threshold",
+        "convert_attribute",
+    )
+}
 
 # Olive pass type -> (step, {Olive parameter: step field (None: mapped by the caller)},
 #                     {parameter: the value the step's template always renders},
@@ -103,6 +117,78 @@ STEP_TABLES: dict[str, tuple[str, dict[str, str | None], dict[str, Any], frozens
         frozenset(),
     ),
     "MergeAdapterWeights": ("merge_adapters", {}, {}, frozenset()),
+    "SelectiveMixedPrecision": (
+        "mixed_precision",
+        {
+            "algorithm": "algorithm",
+            "bits": "bits",
+            "high_bits": "high_bits",
+            "group_size": "group_size",
+            "sym": "symmetric",
+            "high_group_size": "high_group_size",
+            "high_sym": "high_symmetric",
+            "ratio": "ratio",
+            "kld_memory_mode": "kld_memory_mode",
+        },
+        {},
+        frozenset({"algorithm"}),
+    ),
+    "QuaRot": ("quarot", {"rotate_mode": "rotate_mode", "seed": "seed"}, {}, frozenset()),
+    "OnnxPeepholeOptimizer": (
+        "peephole",
+        {
+            "onnxscript_optimize": "onnxscript",
+            "onnxoptimizer_optimize": "onnxoptimizer",
+            "fuse_reshape_operations": "fuse_reshape",
+            "fix_com_microsoft_opset": "fix_com_microsoft_opset",
+            "cast_chain_elimination": "cast_chain_elimination",
+            **EXTERNAL_DATA,
+        },
+        {},
+        frozenset(),
+    ),
+    "GraphSurgeries": (
+        "graph_surgeries",
+        {
+            "surgeries": "surgeries",
+            "remove_duplicate_initializers": "remove_duplicate_initializers",
+            **EXTERNAL_DATA,
+        },
+        {},
+        frozenset({"surgeries"}),
+    ),
+    "DynamicToFixedShape": (
+        "fixed_shape",
+        {
+            "dim_param": "dim_param",
+            "dim_value": "dim_value",
+            "input_name": "input_name",
+            "input_shape": "input_shape",
+            **EXTERNAL_DATA,
+        },
+        {},
+        frozenset(),
+    ),
+    "OrtSessionParamsTuning": (
+        "tune_session",
+        {
+            "providers_list": "provider",
+            "provider_options_list": "provider_options",
+            "io_bind": "io_bind",
+            "enable_cuda_graph": "enable_cuda_graph",
+            "trt_fp16_enable": "trt_fp16",
+            "execution_mode_list": "execution_mode",
+            "opt_level_list": "opt_level",
+            "intra_thread_num_list": "intra_op_threads",
+            "inter_thread_num_list": "inter_op_threads",
+            "cpu_cores": "cpu_cores",
+            "extra_session_config": "extra_session_config",
+            "force_evaluate_other_eps": "force_evaluate_other_eps",
+            "enable_profiling": "enable_profiling",
+        },
+        {},
+        frozenset(),
+    ),
 }
 
 
@@ -152,8 +238,14 @@ class _StepFields(_DataSets):
                 f"Olive cannot import {pass_type} here ({_one_line(exc)[:120]})"
             ) from None
         params = dict(entry.config or {})
+        if has_code(raw):
+            raise _Inexpressible(
+                "it names a user_script (Python code that Olive imports; a recipe never runs code)"
+            )
         try:
             dump = self.olive.pass_dump(cls, self.accelerator, params, self.search)
+        except (ImportError, NeedsScript) as exc:
+            raise _Inexpressible(f"Olive cannot check it here ({_one_line(exc)[:160]})") from None
         except Exception as exc:
             raise _Refused(f"pass `{name}`: Olive rejects {pass_type}: {_one_line(exc)}") from None
         defaults = self.olive.default_dump(cls, self.accelerator, params)
@@ -205,6 +297,8 @@ class _StepFields(_DataSets):
                 value = value["$search"]
             value = FIELD_CONVERTERS.get((kind, fname), lambda v: v)(value)
             default = model.model_fields[fname].get_default(call_default_factory=True)
+            if default is None and param not in changed and fname not in explicit:
+                continue  # unset renders nothing: Olive's default, which the config has
             if value is None and default in ({}, []):
                 value = default  # an empty container renders as "not set"
             if value != default or fname in explicit:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from olive_workflows.importer.common import (
@@ -12,11 +13,12 @@ from olive_workflows.importer.common import (
     _one_line,
     _Refused,
     _short,
+    is_placeholder,
 )
 from olive_workflows.importer.data import _DataSets
 from olive_workflows.importer.notes import Note
 from olive_workflows.importer.olive_view import ABSENT, _dump, _jsonable
-from olive_workflows.importer.paths import _recipe_path_value
+from olive_workflows.importer.paths import _recipe_folder_value
 
 LOG_LEVELS = {0: "debug", 1: "info", 2: "warning", 3: "error"}
 
@@ -29,6 +31,17 @@ class _WorkflowBlocks(_DataSets):
         anything else is dropped (the round trip then shows whether the match was exact)."""
         evaluator = self.rc.engine.evaluator
         if evaluator is None:
+            return
+        raw = self.config["engine"].get("evaluator")
+        why = self.box.evaluators.get(raw if isinstance(raw, str) else "")
+        if why is not None:
+            self.drop_evaluate(f"Olive cannot read it without running code ({why})")
+            self.evaluate_notes.append(
+                Note(
+                    "unchecked",
+                    f"the evaluator was not checked: {why}, which the import never runs",
+                )
+            )
             return
         before = len(self.ctx.notes)
         try:
@@ -58,10 +71,20 @@ class _WorkflowBlocks(_DataSets):
         ]
 
     def _evaluate(self, ev: dict[str, Any]) -> dict[str, Any]:
-        if ev.get("user_script") or ev.get("script_dir") or ev.get("type_args"):
-            raise _Inexpressible("the evaluator uses a user_script or type_args")
-        if ev.get("type") not in (None, "OnnxEvaluator", "PyTorchEvaluator"):
-            raise _Inexpressible(f"evaluator type {ev.get('type')}")
+        kind = ev.get("type")
+        args = ev.get("type_args") or {}
+        if kind == "LMEvaluator":
+            tasks = args.get("tasks") or []
+            raise _Inexpressible(
+                f"it runs lm-eval tasks ({', '.join(map(str, tasks)) or 'none named'}), which "
+                "a recipe's evaluate block cannot (latency, throughput, size, perplexity)"
+            )
+        if kind not in (None, "OnnxEvaluator", "PyTorchEvaluator"):
+            raise _Inexpressible(f"evaluator type {kind} has no recipe equivalent")
+        if args:
+            raise _Inexpressible(
+                f"the evaluator has settings a recipe cannot hold ({', '.join(sorted(args))})"
+            )
         metrics: list[dict[str, Any]] = []
         priority = 0
         for metric in ev.get("metrics") or []:
@@ -105,11 +128,7 @@ class _WorkflowBlocks(_DataSets):
                         f"dummy-prompt data config `{data.get('name')}` is `{kind}_prompts` in "
                         "the rendered workflow",
                         ("evaluate",),
-                        [
-                            f"data.{data.get('name')}",
-                            f"data.{kind}_prompts",
-                            f"evaluator.metrics[{len(metrics)}].data_config.name",
-                        ],
+                        [f"evaluator.metrics[{len(metrics)}].data_config.name"],
                     )
             elif kind == "size_on_disk":
                 out = {"type": "size"}
@@ -209,7 +228,7 @@ class _WorkflowBlocks(_DataSets):
         if isinstance(cache_dir, str):
             default_dir = os.path.normpath(str(self.ctx.recipe_dir / ".olive-cache"))
             if os.path.normpath(cache_dir) != default_dir:
-                cache_out["dir"] = _recipe_path_value(cache_dir, self.ctx)
+                cache_out["dir"] = _recipe_folder_value(cache_dir, self.ctx)
         else:
             self.ctx.note(
                 "dropped",
@@ -247,7 +266,25 @@ class _WorkflowBlocks(_DataSets):
                 ["workflow_id"],
             )
         out["cache"] = cache_out
-        out["output"] = {"dir": _recipe_path_value(str(engine.output_dir), self.ctx)}
+        # The config's value (paths.py made it absolute against the base dir), not Olive's
+        # parsed one: Olive resolves a placeholder such as `<OUTPUT_DIR>` into a real folder
+        # under the cwd; the recipe keeps it, to be filled in.
+        raw_output = self.config["engine"].get("output_dir")
+        output = raw_output if isinstance(raw_output, str) else str(engine.output_dir)
+        out["output"] = {"dir": _recipe_folder_value(output, self.ctx)}
+        name = Path(output).name
+        if Path(output).suffix and not is_placeholder(output):
+            # What Olive 0.13 does with such a name (verified in tests/test_import.py).
+            self.ctx.note(
+                "olive",
+                f"the output folder name `{name}` has a dot: while the folder does not exist, "
+                "`olive run` puts the model files into it but model_config.json (and, without "
+                "no_artifacts, run_history.txt and the footprints) into its parent "
+                "(olive/cache.py:387-390 and :508, olive/engine/engine.py:199-205); a name "
+                "ending in .onnx is a file path (cache.py:539). `olive-workflows run` creates "
+                "the folder first, so there everything lands inside it",
+                ("output",),
+            )
         level = engine.log_severity_level
         if level in LOG_LEVELS:
             if level != 1:

@@ -69,7 +69,9 @@ def _comment(text: str, indent: int) -> list[str]:
 
     pad = " " * indent
     out = []
-    for i, line in enumerate(textwrap.wrap(text, WIDTH - indent - 4) or [""]):
+    for i, line in enumerate(
+        textwrap.wrap(text, WIDTH - indent - 4, break_on_hyphens=False) or [""]
+    ):
         out.append(f"{pad}# {'' if i == 0 else '  '}{line}")
     return out
 
@@ -123,5 +125,5 @@ def _emit(recipe: dict[str, Any], header: list[str], comments: dict[KeyPath, lis
 def _wrap(text: str) -> list[str]:
     import textwrap
 
-    lines = textwrap.wrap(text, WIDTH - 6) or [""]
+    lines = textwrap.wrap(text, WIDTH - 6, break_on_hyphens=False) or [""]
     return [lines[0], *("  " + line for line in lines[1:])]
