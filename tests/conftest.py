@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,9 @@ DATA_FILE = REPO / "data" / "data_sample_travel.jsonl"
 # Nothing in the tests may reach the Hugging Face hub (there is no network here).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# The ledger of files olive-workflows wrote (core/ownership.py) lives in a folder of the test
+# session, not in the user's ~/.local/state; subprocesses inherit it.
+os.environ["OLIVE_WORKFLOWS_STATE"] = tempfile.mkdtemp(prefix="olive-workflows-state-")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

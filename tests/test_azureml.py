@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -27,6 +29,7 @@ from olive_workflows.integrations.azureml import (
     build_model_asset,
     job_yaml,
     model_asset_yaml,
+    plan_publish,
     publish_model,
     read_run_info,
     resolve_workspace,
@@ -554,6 +557,7 @@ def test_model_asset_tags_and_description(output_dir: Path) -> None:
         "olive_version": "0.13.0",
         "steps": "awq,lora,model_builder",
         "target": "gpu/CUDAExecutionProvider",
+        "format": "onnx-genai",
         "team": "lab",
     }
     assert model.tags["created_by"].startswith("olive-workflows ")
@@ -876,6 +880,272 @@ def test_publish_never_shows_secrets(
     written = [p.read_bytes().decode(errors="replace") for p in root.rglob("*") if p.is_file()]
     captured = capsys.readouterr()
     _secrets_absent(str(failure.value), captured.out, captured.err, caplog.text, *written)
+
+
+# --------------------------------------------------------------------------- what is published
+
+
+PYTORCH_INFO = RunInfo("tiny-lora", None, "0.13.0", ["lora"], "cpu/CPUExecutionProvider")
+
+
+@pytest.fixture
+def pytorch_output(tmp_path: Path) -> Path:
+    """A finished run whose recipe has no ONNX step: the model and its LoRA adapter."""
+    out = tmp_path / "models" / "tiny-lora"
+    (out / "model").mkdir(parents=True)
+    (out / "adapter").mkdir()
+    (out / "model" / "config.json").write_text('{"model_type": "phi3"}', encoding="utf-8")
+    (out / "model" / "model.safetensors").write_bytes(b"\0" * 64)
+    (out / "adapter" / "adapter_config.json").write_text('{"r": 8}', encoding="utf-8")
+    (out / "adapter" / "adapter_model.safetensors").write_bytes(b"\0" * 32)
+    return out
+
+
+def _record(folder: Path, **fields: Any) -> None:
+    record = {
+        "recipe_name": "tiny-lora",
+        "description": None,
+        "olive_version": "0.13.0",
+        "steps": ["lora"],
+        "target": "cpu/CPUExecutionProvider",
+        **fields,
+    }
+    (folder / "olive-workflows.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def test_a_pytorch_output_is_published_as_pytorch(pytorch_output: Path) -> None:
+    model = build_model_asset(pytorch_output, "tiny-lora", "1", PYTORCH_INFO)
+    assert model.tags["format"] == "pytorch"
+    assert model.tags["steps"] == "lora"
+
+
+def test_a_pytorch_output_is_uploaded_and_registered(
+    azure: FakeAzure, credential: ClientSecretCredential, pytorch_output: Path
+) -> None:
+    result = publish_model(
+        pytorch_output, "tiny-lora", None, PYTORCH_INFO, WS, credential=credential, transport=azure
+    )
+    assert result.uri == "azureml:tiny-lora:1"
+    uploaded = {name.split("/", 2)[2] for name in azure.blobs}
+    assert {"tiny-lora/model/model.safetensors", "tiny-lora/adapter/adapter_config.json"} <= (
+        uploaded
+    )
+    (put,) = azure.to("PUT", r"/models/tiny-lora/versions/1\?")
+    assert put.json()["properties"]["tags"]["format"] == "pytorch"
+
+
+@pytest.mark.parametrize(
+    ("steps", "remove", "message"),
+    [
+        (["lora"], "model/model.safetensors", "no PyTorch weights"),
+        (
+            ["lora", "onnx"],
+            None,
+            r"no \*\.onnx model file\): its steps \(lora, onnx\) end in an ONNX",
+        ),
+        (["lora", "onnx", "genai_metadata"], None, "for onnxruntime-genai"),
+    ],
+)
+def test_an_output_must_hold_what_its_steps_make(
+    pytorch_output: Path, steps: list[str], remove: str | None, message: str
+) -> None:
+    if remove:
+        for path in pytorch_output.rglob("*.safetensors"):
+            path.unlink()
+    info = RunInfo("tiny-lora", None, "0.13.0", steps, "cpu/CPUExecutionProvider")
+    with pytest.raises(AzureMLError, match=f"is not a finished run .*{message}"):
+        build_model_asset(pytorch_output, "tiny-lora", "1", info)
+
+
+def test_an_onnx_output_without_genai_metadata_is_onnx(output_dir: Path) -> None:
+    (output_dir / "genai_config.json").unlink()
+    info = RunInfo("r", None, "0.13.0", ["onnx", "optimize"], "cpu/CPUExecutionProvider")
+    assert build_model_asset(output_dir, "m", "1", info).tags["format"] == "onnx"
+
+
+def test_an_olive_pass_recipe_needs_some_model(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("nothing here", encoding="utf-8")
+    info = RunInfo("r", None, "0.13.0", ["olive_pass"], "cpu/CPUExecutionProvider")
+    with pytest.raises(AzureMLError, match="no \\*\\.onnx model file and no PyTorch weights"):
+        build_model_asset(tmp_path, "m", "1", info)
+
+
+def test_files_the_run_wrote_must_still_be_there(pytorch_output: Path) -> None:
+    written = ["model/model.safetensors", "model/tokenizer.json", "report.html"]
+    _record(pytorch_output, written_files=written)
+    with pytest.raises(
+        AzureMLError, match=r"files the run wrote are gone: model/tokenizer\.json\)"
+    ):
+        build_model_asset(pytorch_output, "tiny-lora", "1", PYTORCH_INFO)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"), [("missing", "does not exist"), ("file", "is a file")]
+)
+def test_a_missing_folder_is_said_so(tmp_path: Path, make: str, message: str) -> None:
+    target = tmp_path / "out"
+    if make == "file":
+        target.write_text("x", encoding="utf-8")
+    for call in (
+        lambda: read_run_info(target),
+        lambda: build_model_asset(target, "m", "1", INFO),
+        lambda: plan_publish(target, name="m"),
+    ):
+        with pytest.raises(AzureMLError, match=f"{target} {message}"):
+            call()
+
+
+# --------------------------------------------------------------------------- plan_publish
+
+
+def _recipe_file(folder: Path, name: str = "tiny-lora", publish: str = "") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        f"version: 1\nname: {name}\ndescription: d\nmodel: {{path: gone-model}}\n"
+        f"steps:\n  - lora: {{data: travel, max_steps: 2}}\n  - onnx: {{}}\n"
+        f"output: {{dir: out}}\n{publish}",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_plan_uses_the_recorded_recipes_publish_block(pytorch_output: Path, tmp_path: Path) -> None:
+    recipe = _recipe_file(
+        tmp_path, publish="publish: {name: from-recipe, version: '3', tags: {team: lab}}\n"
+    )
+    _record(pytorch_output, recipe=str(recipe))
+    plan = plan_publish(pytorch_output)
+    assert (plan.name, plan.version, plan.tags) == ("from-recipe", "3", {"team": "lab"})
+    assert plan.info.steps == ["lora"]  # the run record, not the (since edited) recipe
+    assert plan.format == "pytorch"
+    assert plan.notes == []
+
+
+def test_plan_takes_tags_from_recipe_when_the_folder_has_no_record(
+    output_dir: Path, tmp_path: Path
+) -> None:
+    recipe = _recipe_file(tmp_path, name="from-file")
+    plan = plan_publish(output_dir, name="m", recipe=recipe)
+    assert plan.info.recipe_name == "from-file"
+    assert plan.info.steps == ["lora", "onnx"]
+    assert plan.notes == [
+        f"{output_dir} has no olive-workflows.json: its tags come from --recipe {recipe}"
+    ]
+
+
+def test_plan_without_record_or_recipe_says_what_to_pass(output_dir: Path) -> None:
+    with pytest.raises(AzureMLError, match=r"has no olive-workflows\.json.*pass --recipe"):
+        plan_publish(output_dir, name="m")
+
+
+def test_plan_says_when_recipe_is_not_the_one_that_made_the_folder(
+    pytorch_output: Path, tmp_path: Path
+) -> None:
+    made_by = _recipe_file(tmp_path, name="made-by")
+    other = _recipe_file(tmp_path, name="other", publish="publish: {name: from-other}\n")
+    _record(pytorch_output, recipe=str(made_by))
+    plan = plan_publish(pytorch_output, recipe=other)
+    assert plan.name == "from-other"
+    assert plan.info.recipe_name == "tiny-lora"  # tags stay those of the run
+    assert plan.notes == [
+        f"{pytorch_output} was made by {made_by}; its publish: defaults come from --recipe {other}"
+    ]
+
+
+def test_plan_says_when_the_recorded_recipe_is_gone(pytorch_output: Path, tmp_path: Path) -> None:
+    _record(pytorch_output, recipe=str(tmp_path / "moved.yaml"))
+    with pytest.raises(AzureMLError, match=r"moved\.yaml, no longer exists: pass --recipe"):
+        plan_publish(pytorch_output)
+
+
+def test_plan_reports_a_broken_recipe_with_its_line(pytorch_output: Path, tmp_path: Path) -> None:
+    from olive_workflows.core.errors import RecipeError
+
+    recipe = _recipe_file(tmp_path, publish="publish: {nmae: x}\n")
+    with pytest.raises(RecipeError, match=r"tiny-lora\.yaml:9: publish\.nmae"):
+        plan_publish(pytorch_output, recipe=recipe)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from olive_workflows.cli.app import app
+
+    return CliRunner().invoke(app, ["publish", *args])
+
+
+def test_cli_dry_run_of_a_pytorch_output(pytorch_output: Path) -> None:
+    _record(pytorch_output)
+    result = _cli(str(pytorch_output), "--name", "tiny-lora", "--dry-run")
+    assert result.exit_code == 0, result.output
+    asset = yaml.safe_load(result.stdout)
+    assert asset["tags"]["format"] == "pytorch"
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "m"], "does not exist; pass the output folder"),
+        (["--name", "m", "--recipe", "nope.yaml"], "does not exist; pass the output folder"),
+    ],
+)
+def test_cli_missing_folder_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = _cli(str(tmp_path / "gone"), *args, "--dry-run")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert message in result.stderr
+
+
+def test_cli_missing_recipe_file_is_named(output_dir: Path, tmp_path: Path) -> None:
+    result = _cli(str(output_dir), "--name", "m", "--recipe", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 1
+    assert (
+        result.stderr == f"error: {tmp_path / 'nope.yaml'}: recipe file not found; check the path\n"
+    )
+
+
+def test_cli_without_an_azure_login_is_one_line(output_dir: Path, tmp_path: Path) -> None:
+    """The real DefaultAzureCredential with no credential anywhere, its network faked."""
+    (output_dir / "olive-workflows.json").write_text(
+        json.dumps(dataclasses.asdict(INFO)), encoding="utf-8"
+    )
+    calls = tmp_path / "calls.txt"
+    code = f"""
+import atexit, functools, sys
+import azure.identity
+from tests.test_azureml import FakeAzure
+fake = FakeAzure()
+atexit.register(lambda: open({str(calls)!r}, "w").write("\\n".join(c.host for c in fake.calls)))
+real = azure.identity.DefaultAzureCredential
+azure.identity.DefaultAzureCredential = lambda **kw: real(transport=fake, **kw)
+from olive_workflows.integrations import azureml
+azureml.publish_model = functools.partial(azureml.publish_model, transport=fake)
+from olive_workflows.cli.app import main
+sys.argv = ["olive-workflows", "publish", {str(output_dir)!r}, "--name", "m",
+            "--subscription", {SUB!r}, "--resource-group", "rg", "--workspace", "ws"]
+main()
+"""
+    empty = tmp_path / "bin"  # no az, pwsh or azd to find
+    empty.mkdir()
+    env = {
+        "PATH": str(empty),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}",
+        "OLIVE_WORKFLOWS_STATE": str(tmp_path / "state"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env, cwd=REPO
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: not logged in to Azure (")
+    assert "run `az login`" in line
+    assert "management.azure.com" not in calls.read_text()
 
 
 # --------------------------------------------------------------------------- command job

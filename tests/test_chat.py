@@ -6,10 +6,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -401,3 +404,328 @@ def test_missing_adapter_file_is_refused(olive_output: OliveOutput) -> None:
         r"\(adapter files in .*: adapter_weights\.onnx_adapter\)",
     ):
         ChatSession(olive_output.output_dir, {"travel": "missing.onnx_adapter"})
+
+
+# --- chat's flags: refused before anything is loaded ------------------------------------
+
+
+def _chat(*args: str | Path, **kwargs: Any) -> Any:
+    from typer.testing import CliRunner
+
+    from olive_workflows.cli.app import app
+
+    return CliRunner().invoke(app, ["chat", *map(str, args)], **kwargs)
+
+
+def _one_error_line(result: Any) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1, result.output
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--base", "--use", "a"], "--use a and --base contradict each other"),
+        (["--compare", "--use", "a"], "--use a and --compare contradict each other"),
+        (["--compare", "--base"], "--base and --compare contradict each other"),
+        (["--compare", "--base", "--use", "a"], "--use a and --base and --compare contradict"),
+        (["--base", "-a", "a=a.onnx_adapter"], "--base answers without adapters"),
+        (["--use", "nope"], "--use 'nope': no such adapter (loaded: a)"),
+        (["--use", "a", "-a", "b=a.onnx_adapter"], "--use 'a': no such adapter (loaded: b)"),
+        (["-p", "  "], "--prompt is empty"),
+        (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1, got 0"),
+        (["-a", "a"], "--adapter 'a': write NAME=FILE"),
+        (["-a", "a=a.onnx_adapter", "-a", "a=b"], "--adapter: name 'a' is given twice"),
+    ],
+)
+def test_contradictory_flags_are_refused_in_one_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    # No genai_config.json: had the flags passed, the error would be about the folder.
+    (tmp_path / "a.onnx_adapter").write_bytes(b"adapter")
+
+    line = _one_error_line(_chat(tmp_path, *args))
+
+    assert message in line
+
+
+@pytest.mark.parametrize("flags", [["--compare"], ["--use", "x"]])
+def test_adapter_flags_without_any_adapter_are_refused(tmp_path: Path, flags: list[str]) -> None:
+    line = _one_error_line(_chat(tmp_path, *flags))
+    assert f"no *.onnx_adapter file in {tmp_path}" in line
+
+
+# --- broken adapter and model files: the file is named, not onnxruntime's C++ source ------
+
+
+def _adapter_variant(source: Path, out: Path, kind: str) -> Path:
+    """A broken or mismatched copy of a real adapter file."""
+    data = source.read_bytes()
+    path = out / f"{kind}.onnx_adapter"
+    simple = {
+        "truncated": data[: len(data) // 3],
+        "garbled": bytes(b ^ 0x5A if i % 7 == 0 else b for i, b in enumerate(data)),
+        "empty": b"",
+        "text": b"not an adapter\n",
+        "an ONNX model": (source.parent / "model.onnx").read_bytes(),
+    }
+    if kind in simple:
+        path.write_bytes(simple[kind])
+        return path
+    import numpy as np
+    import onnxruntime as ort
+
+    original = ort.AdapterFormat.read_adapter(str(source))
+    params = original.get_parameters()
+
+    def changed(value: Any) -> Any:
+        array = value.numpy()
+        if kind == "wrong shape":
+            array = np.zeros([2 * n for n in array.shape], dtype=array.dtype)
+        elif kind == "wrong dtype":
+            array = array.astype(np.float16)
+        return ort.OrtValue.ortvalue_from_numpy(array)
+
+    if kind == "renamed inputs":
+        params = {f"{name}.renamed": value for name, value in params.items()}
+    elif kind == "half the inputs":
+        params = dict(list(params.items())[: len(params) // 2])
+    else:
+        params = {name: changed(value) for name, value in params.items()}
+    adapter = ort.AdapterFormat()
+    adapter.set_adapter_version(original.get_adapter_version())
+    adapter.set_model_version(original.get_model_version())
+    adapter.set_parameters(params)
+    adapter.export_adapter(str(path))
+    return path
+
+
+BROKEN_ADAPTERS = [
+    ("truncated", "is not an onnxruntime adapter file"),
+    ("garbled", "is not an onnxruntime adapter file"),
+    ("empty", "is not an onnxruntime adapter file"),
+    ("text", "is not an onnxruntime adapter file"),
+    ("an ONNX model", "is not an onnxruntime adapter file"),
+    ("renamed inputs", "does not fit the model"),
+    ("wrong shape", "does not fit the model"),
+    ("wrong dtype", "does not fit the model"),
+    ("half the inputs", "does not fit the model"),
+]
+
+
+def _no_cpp(text: str) -> None:
+    assert "onnxruntime_src" not in text
+    assert not re.search(r"\.(cc|cpp|h):\d+", text), text
+    assert "ONNXRuntimeError" not in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "message"), BROKEN_ADAPTERS, ids=[k for k, _ in BROKEN_ADAPTERS])
+def test_broken_adapter_names_the_adapter_and_its_file(
+    olive_output: OliveOutput, tmp_path: Path, kind: str, message: str
+) -> None:
+    from olive_workflows.core.errors import OliveWorkflowsError
+    from olive_workflows.runtime.chat import ChatError
+
+    bad = _adapter_variant(olive_output.output_dir / ADAPTER_FILE, tmp_path, kind)
+
+    with pytest.raises(ChatError) as caught:
+        ChatSession(olive_output.output_dir, {"travel": ADAPTER_FILE, "bad": bad})
+
+    assert isinstance(caught.value, OliveWorkflowsError)
+    (problem,) = caught.value.problems
+    assert problem.file == bad
+    assert f"adapter 'bad' {message}" in problem.message
+    _no_cpp(str(caught.value))
+
+
+@pytest.mark.slow
+def test_broken_adapter_from_the_command_line_is_one_line(
+    olive_output: OliveOutput, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    bad = _adapter_variant(olive_output.output_dir / ADAPTER_FILE, tmp_path, "half the inputs")
+
+    line = _one_error_line(_chat(olive_output.output_dir, "-a", f"bad={bad}", "-p", "Hi"))
+
+    assert line.startswith(f"error: {bad}: adapter 'bad' does not fit the model in")
+    _no_cpp(line)
+    _no_cpp(capfd.readouterr().err)  # nor from onnxruntime's own logger, straight to fd 2
+
+
+def _break(folder: Path, kind: str) -> Path:
+    """Damage a copy of the output folder; return the file the error must name."""
+    config = folder / "genai_config.json"
+    edits: dict[str, Callable[[dict[str, Any]], None]] = {
+        "unknown model type": lambda c: c["model"].update(type="nosuchmodel"),
+        "a wrong value type": lambda c: c["search"].update(top_k="fifty"),
+        "an unknown key": lambda c: c["model"].update(bogus=1),
+        "no context length": lambda c: c["model"].pop("context_length"),
+        "a missing model file": lambda c: c["model"]["decoder"].update(filename="gone.onnx"),
+    }
+    if kind in edits:
+        data = json.loads(config.read_text())
+        edits[kind](data)
+        config.write_text(json.dumps(data))
+        return config
+    if kind == "genai config not JSON":
+        config.write_text('{"model": ')
+        return config
+    if kind == "no model.onnx":
+        (folder / "model.onnx").unlink()
+        return config
+    if kind == "model.onnx truncated":
+        model = folder / "model.onnx"
+        model.write_bytes(model.read_bytes()[:5000])
+        return model
+    if kind == "no tokenizer.json":
+        (folder / "tokenizer.json").unlink()
+        return folder
+    if kind == "tokenizer.json garbage":
+        (folder / "tokenizer.json").write_text("garbage")
+        return folder
+    if kind == "tokenizer_config.json garbage":
+        (folder / "tokenizer_config.json").write_text("{bad")
+        return folder
+    if kind == "chat template syntax":
+        (folder / "chat_template.jinja").write_text("{% for x in %}")
+        return folder / "chat_template.jinja"
+    if kind == "run record garbage":
+        (folder / "olive-workflows.json").write_text("{bad")
+        return folder / "olive-workflows.json"
+    raise AssertionError(kind)
+
+
+BROKEN_FOLDERS = [
+    "genai config not JSON",
+    "unknown model type",
+    "a wrong value type",
+    "an unknown key",
+    "no context length",
+    "a missing model file",
+    "no model.onnx",
+    "model.onnx truncated",
+    "no tokenizer.json",
+    "tokenizer.json garbage",
+    "tokenizer_config.json garbage",
+    "chat template syntax",
+    "run record garbage",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", BROKEN_FOLDERS)
+def test_broken_model_folder_names_the_file(
+    olive_output: OliveOutput, tmp_path: Path, kind: str
+) -> None:
+    folder = tmp_path / "out"
+    shutil.copytree(olive_output.output_dir, folder)
+    (folder / "olive-workflows.json").write_text("{}")  # no fallback template
+    named = _break(folder, kind)
+
+    line = _one_error_line(_chat(folder, "--base", "-p", "Hi", "--max-new-tokens", "2"))
+
+    assert line.startswith(f"error: {named}:"), line
+    _no_cpp(line)
+
+
+# --- Ctrl-C ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sigint_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], list[str]]:
+    """Deliver a real SIGINT to this process after N tokens of the first answer."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not Python's default KeyboardInterrupt here")
+
+    def arm(tokens: int) -> list[str]:
+        real = ChatSession.generate
+        prompts: list[str] = []
+
+        def generate(self: ChatSession, prompt: str, adapter: Any = None, *args: Any, **kw: Any):
+            prompts.append(prompt)
+            outer = kw.pop("on_token", None)
+            seen = 0
+
+            def on_token(piece: str) -> None:
+                nonlocal seen
+                if outer is not None:
+                    outer(piece)
+                seen += 1
+                if seen == tokens and len(prompts) == 1:
+                    signal.raise_signal(signal.SIGINT)
+
+            return real(self, prompt, adapter, *args, on_token=on_token, **kw)
+
+        monkeypatch.setattr(ChatSession, "generate", generate)
+        return prompts
+
+    return arm
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_answer_and_the_chat_goes_on(
+    olive_output: OliveOutput, sigint_after: Callable[[int], list[str]]
+) -> None:
+    prompts = sigint_after(2)
+
+    result = _chat(olive_output.output_dir, "--max-new-tokens", "8", input="first\nsecond\n")
+
+    assert result.exit_code == 0, result.output
+    assert "[answer stopped]" in result.stderr
+    assert len(prompts) == 2  # the second question was answered
+    assert result.stdout.count(" tokens, ") == 1  # ... and only the second finished
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_single_prompt_exits_130(
+    olive_output: OliveOutput, sigint_after: Callable[[int], list[str]]
+) -> None:
+    sigint_after(2)
+
+    result = _chat(olive_output.output_dir, "-p", "Hi", "--max-new-tokens", "8")
+
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "[interrupted]"
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_the_prompt_ends_the_chat_cleanly(
+    olive_output: OliveOutput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not Python's default KeyboardInterrupt here")
+
+    def interrupted_input(prompt: str) -> str:
+        signal.raise_signal(signal.SIGINT)
+        return "never"
+
+    monkeypatch.setattr("builtins.input", interrupted_input)
+    result = _chat(olive_output.output_dir)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_loading_exits_130(
+    olive_output: OliveOutput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not Python's default KeyboardInterrupt here")
+    real = ChatSession.__init__
+
+    def init(self: ChatSession, *args: Any, **kwargs: Any) -> None:
+        signal.raise_signal(signal.SIGINT)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ChatSession, "__init__", init)
+    result = _chat(olive_output.output_dir, "-p", "Hi")
+
+    assert result.exit_code == 130
+    assert "[interrupted while loading the model]" in result.stderr

@@ -90,12 +90,14 @@ def _recipe(tmp: Path, h: str) -> dict[str, Any]:
                     "data": "a",
                     "eval_data": "b",
                     "max_steps": 1,
-                    "target_modules": [h],
+                    "target_modules": [h or "k"],
                     "training_args": {"run_name": h, h or "k": h},
                 }
             },
             {"onnx": {}},
-            {"genai_metadata": {"search": {h or "k": h}}},
+            # genai_metadata.search is typed key by key now (genai refuses unknown keys and
+            # text values at load time), so hostile text cannot reach it.
+            {"genai_metadata": {}},
             {"optimize": {"model_type": h}},
             {"int4": {"nodes_to_exclude": [h]}},
             {"fp16": {"op_block_list": [h]}},
@@ -127,7 +129,7 @@ def _expected_fields(tmp: Path, h: str) -> dict[str, Any]:
         ("data_configs", 2, "load_dataset_config", "data_name"): f"org/{h}",
         ("data_configs", 2, "load_dataset_config", "subset"): h,
         ("data_configs", 2, "load_dataset_config", "split"): h or "train",
-        ("passes", "lora", "target_modules"): [h],
+        ("passes", "lora", "target_modules"): [h or "k"],
         ("passes", "lora", "training_args", "run_name"): h,
         ("passes", "lora", "training_args", h or "k"): h,
         ("passes", "optimize_transformers", "model_type"): h,
@@ -162,8 +164,6 @@ def test_hostile_text_arrives_exactly_in_json_and_yaml_output(tmp_path: Path, ho
     config = render_workflow(recipe).config
     for path, expected in _expected_fields(tmp_path, hostile).items():
         assert _at(config, path) == expected, path
-    genai = next(v for v in config["passes"].values() if v["type"] == "ModelBuilder")
-    assert genai["search"] == {hostile or "k": hostile}
     for suffix, load in ((".json", json.loads), (".yaml", yaml.safe_load)):
         out = tmp_path / f"config{suffix}"
         result = CliRunner().invoke(app, ["render", str(recipe), "-o", str(out)])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from olive_workflows.core.ownership import RUN_KIND, RUN_MARKER, write_marker
 from tests.conftest import DATA_FILE
 from tests.test_secrets import ENV_TOKENS
 
@@ -40,7 +41,10 @@ steps:
 cache: {{dir: cache, workflow_id: interrupted}}
 output: {{dir: out}}
 """
-PREVIOUS = {"model.onnx": b"previous model", "notes.txt": b"an earlier, complete output\n"}
+# An earlier output of the same recipe (marked as the runner marks it), and a file the user
+# added to it afterwards, which every run must carry over.
+WRITTEN = {"model.onnx": b"previous model", "notes.txt": b"an earlier, complete output\n"}
+USERS = {"mine.txt": b"the user's own file\n"}
 FINISHED = re.compile(r"Pass (?P<name>[^:]+):\S+ finished in")
 CACHED = re.compile(r"Running pass (?P<name>[^:]+):\S+\n[^\n]*Loaded model from cache")
 
@@ -124,8 +128,12 @@ def test_sigint_then_sigkill_mid_pass_then_a_run_that_resumes_from_the_cache(
     recipe.write_text(RECIPE.format(model=tiny_model, data=DATA_FILE), encoding="utf-8")
     out, log, staging = tmp_path / "out", tmp_path / "out.olive.log", tmp_path / ".out-partial"
     out.mkdir()
-    for name, data in PREVIOUS.items():
+    for name, data in WRITTEN.items():
         (out / name).write_bytes(data)
+    write_marker(out, RUN_MARKER, kind=RUN_KIND, owner=os.path.realpath(recipe), extra={})
+    for name, data in USERS.items():
+        (out / name).write_bytes(data)
+    previous = _snapshot(out)
     watcher = _Watcher(out)
     watcher.start()
     seen_text = ""
@@ -139,7 +147,7 @@ def test_sigint_then_sigkill_mid_pass_then_a_run_that_resumes_from_the_cache(
     assert code == 130, stderr[-3000:]
     assert "interrupted: finished passes are in Olive's cache" in stderr
     assert "Traceback" not in stderr
-    assert _snapshot(out) == PREVIOUS
+    assert _snapshot(out) == previous
     assert not staging.exists()
     finished = _finished_passes(log)
     assert "lora" in finished
@@ -152,7 +160,7 @@ def test_sigint_then_sigkill_mid_pass_then_a_run_that_resumes_from_the_cache(
     code, stdout, stderr = _interrupt(proc, signal.SIGKILL)
     seen_text += stdout + stderr + log.read_text(encoding="utf-8", errors="replace")
     assert code == -signal.SIGKILL
-    assert _snapshot(out) == PREVIOUS
+    assert _snapshot(out) == previous
     assert "Loaded model from cache" in log.read_text(encoding="utf-8")  # LoRA was reused
     finished |= _finished_passes(log)
     log.unlink()
@@ -169,15 +177,19 @@ def test_sigint_then_sigkill_mid_pass_then_a_run_that_resumes_from_the_cache(
     assert all(statuses[name] == "cached" for name in finished), (finished, statuses)
     assert statuses["extract_adapters"] == "done"
     new = _snapshot(out)
-    assert new is not None and "notes.txt" not in new
+    assert new is not None and "notes.txt" not in new  # written by the run before: replaced
     assert {"model.onnx", "genai_config.json", "adapter_weights.onnx_adapter"} <= set(new)
+    assert {name: new[name] for name in USERS} == USERS  # the user's file: carried over
     assert not staging.exists()
     assert not (tmp_path / ".out-old").exists()
 
-    # The folder was only ever the old output, the complete new one, or (between the two
-    # renames of the swap) briefly absent: never a partial listing.
-    old_names, new_names = frozenset(PREVIOUS), frozenset(new)
-    assert set(watcher.seen) <= {old_names, new_names, None}, watcher.seen
+    # The folder was only ever the old output, the complete new one (for a moment before the
+    # user's files were carried over into it), or (between the two renames of a swap without
+    # an atomic exchange) briefly absent: never a partial listing.
+    assert previous is not None
+    old_names, new_names = frozenset(previous), frozenset(new)
+    before_carry = new_names - frozenset(USERS)
+    assert set(watcher.seen) <= {old_names, new_names, before_carry, None}, watcher.seen
     assert watcher.seen[0] == old_names and watcher.seen[-1] == new_names, watcher.seen
 
     # Tokens in the environment appear in no log, config, summary or output file.

@@ -3,6 +3,7 @@ and never touches the previous output (tests/corpus/malformed/, docs/malformed-c
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -22,24 +23,28 @@ CORPUS = REPO / "tests" / "corpus" / "malformed"
 CASES = sorted(CORPUS.glob("*.yaml"))
 TABLE = REPO / "docs" / "malformed-corpus.md"
 PREVIOUS = b'{"previous": "output \xe2\x9c\x93"}\n'
-HEADER = re.compile(r"^# (why|expect|line|key): (.*)$", re.MULTILINE)
+HEADER = re.compile(r"^# (why|expect|line|key|check): (.*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
 class Expect:
-    """What one case must print: a problem matching `expect` at `line` and `key` ("-": none)."""
+    """What one case must print: a problem matching `expect` at `line` and `key` ("-": none).
+    `check: olive` cases are found by Olive's own checks (`render --check`, as `validate`)."""
 
     why: str
     expect: str
     line: str
     key: str
+    check: str = ""
 
 
 def read_header(path: Path) -> Expect:
     # Headers are ASCII even where the body is not UTF-8 on purpose.
     head = path.read_bytes()[:4096].decode("utf-8", errors="replace")
     fields = dict(HEADER.findall(head))
-    return Expect(fields["why"], fields["expect"], fields["line"], fields["key"])
+    return Expect(
+        fields["why"], fields["expect"], fields["line"], fields["key"], fields.get("check", "")
+    )
 
 
 # Cases that cannot be committed files: they are built in a temporary folder at test time.
@@ -217,6 +222,215 @@ def _data_latin1(tmp: Path) -> Path:
     return path
 
 
+def _rows(n: int) -> list[str]:
+    return [json.dumps({"prompt": f"question {i}", "response": f"answer {i}"}) for i in range(n)]
+
+
+@generated(
+    "data-jsonl-bad-line-500",
+    "a JSON error in row 500 of a .jsonl (was: line 1 column 36)",
+    r"travel\.jsonl:500: invalid JSON at column 53",
+    line="8",
+    key="data.travel.template",
+)
+def _data_bad_row(tmp: Path) -> Path:
+    path = _base(tmp)
+    rows = _rows(600)
+    rows[499] = rows[499].replace("}", ",}")
+    (tmp / "data" / "travel.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@generated(
+    "data-latin1-byte-line-column",
+    "a Latin-1 byte in line 200 of a UTF-8 file (was: position 3864)",
+    r"travel\.jsonl:200: byte 0xe9 at column 16 is not UTF-8",
+    line="8",
+    key="data.travel.template",
+)
+def _data_latin1_deep(tmp: Path) -> Path:
+    path = _base(tmp)
+    rows = _rows(300)
+    rows[199] = '{"prompt": "caf\xe9", "response": "x"}'
+    (tmp / "data" / "travel.jsonl").write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    return path
+
+
+def _csv_base(tmp: Path, content: bytes) -> Path:
+    path = _base(tmp, BASE.replace("data/travel.jsonl", "data/travel.csv"))
+    (tmp / "data" / "travel.csv").write_bytes(content)
+    return path
+
+
+@generated(
+    "data-csv-ragged-row",
+    "a CSV row with more fields than the header (pandas: Expected 2 fields in line 3, saw 3)",
+    r"travel\.csv:3: 3 fields, but the header has 2",
+    line="8",
+    key="data.travel.template",
+)
+def _csv_ragged(tmp: Path) -> Path:
+    return _csv_base(tmp, b"prompt,response\nhi,there\nyes, it is,fine\n")
+
+
+@generated(
+    "data-csv-na-value",
+    "a CSV field `NA` (pandas reads it as null, the template as the text None)",
+    r"travel\.csv:3: row has no value for response",
+    line="8",
+    key="data.travel.template",
+)
+def _csv_na(tmp: Path) -> Path:
+    return _csv_base(tmp, b"prompt,response\nhi,there\nwhat is it,NA\n")
+
+
+@generated(
+    "data-not-parquet",
+    "a .parquet file that is not parquet (was: a pyarrow traceback)",
+    r"travel\.parquet: not a parquet file",
+    line="8",
+    key="data.travel.template",
+)
+def _not_parquet(tmp: Path) -> Path:
+    path = _base(tmp, BASE.replace("data/travel.jsonl", "data/travel.parquet"))
+    (tmp / "data" / "travel.parquet").write_text("prompt,response\nhi,there\n", encoding="utf-8")
+    return path
+
+
+@generated(
+    "data-json-array-bom",
+    "a JSON array saved as UTF-8 with BOM (datasets: Expected object or value)",
+    r"travel\.json:1: a JSON array after a UTF-8 byte-order mark",
+    line="8",
+    key="data.travel.template",
+)
+def _json_bom(tmp: Path) -> Path:
+    path = _base(tmp, BASE.replace("data/travel.jsonl", "data/travel.json"))
+    rows = "[" + ",\n".join(_rows(3)) + "]\n"
+    (tmp / "data" / "travel.json").write_bytes(b"\xef\xbb\xbf" + rows.encode())
+    return path
+
+
+@generated(
+    "data-json-wrapped-list",
+    'rows wrapped in {"data": [...]}: datasets reads one row with a column `data`',
+    r"travel\.json:1: row has no value for prompt, response \(columns: data\)",
+    line="8",
+    key="data.travel.template",
+)
+def _json_wrapped(tmp: Path) -> Path:
+    path = _base(tmp, BASE.replace("data/travel.jsonl", "data/travel.json"))
+    rows = '{"data": [' + ", ".join(_rows(3)) + "]}\n"
+    (tmp / "data" / "travel.json").write_text(rows, encoding="utf-8")
+    return path
+
+
+# A local model folder as far as the checks read it: config.json and a safetensors header
+# (8-byte length + JSON naming every tensor), no weights.
+TINY_TENSORS = {
+    "model.embed_tokens.weight": [1024, 128],
+    "lm_head.weight": [1024, 128],
+    "model.norm.weight": [128],
+    **{
+        f"model.layers.{i}.{name}.weight": shape
+        for i in range(2)
+        for name, shape in {
+            "input_layernorm": [128],
+            "post_attention_layernorm": [128],
+            "self_attn.qkv_proj": [384, 128],
+            "self_attn.o_proj": [128, 128],
+            "mlp.gate_up_proj": [512, 128],
+            "mlp.down_proj": [128, 256],
+        }.items()
+    },
+}
+
+
+def _model_base(tmp: Path, steps: str) -> Path:
+    model = tmp / "model"
+    model.mkdir()
+    config = {"model_type": "phi3", "max_position_embeddings": 512, "vocab_size": 1024}
+    (model / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    header = json.dumps(
+        {k: {"dtype": "F32", "shape": v, "data_offsets": [0, 0]} for k, v in TINY_TENSORS.items()}
+    ).encode()
+    (model / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    body = BASE.replace("microsoft/Phi-3.5-mini-instruct", "./model")
+    body = body[: body.index("steps:")] + "steps:\n" + steps + "output:\n  dir: out\n"
+    return _base(tmp, body)
+
+
+@generated(
+    "model-target-module-typo",
+    "a typo in target_modules (PEFT skips it silently when another name matches)",
+    r"no layer of the model is named `o_prj`.*did you mean `o_proj`",
+    line="11",
+    key="steps[0].lora.target_modules[1]",
+)
+def _target_typo(tmp: Path) -> Path:
+    return _model_base(
+        tmp, "  - lora: {data: travel, max_steps: 2, target_modules: [qkv_proj, o_prj]}\n"
+    )
+
+
+@generated(
+    "model-target-module-block",
+    "target_modules naming a block (PEFT: Target module Phi3Attention is not supported)",
+    r"`self_attn` names a block of layers",
+    line="11",
+    key="steps[0].lora.target_modules[0]",
+)
+def _target_block(tmp: Path) -> Path:
+    return _model_base(tmp, "  - lora: {data: travel, max_steps: 2, target_modules: [self_attn]}\n")
+
+
+@generated(
+    "model-target-module-norm",
+    "target_modules naming a norm layer (PEFT: Phi3RMSNorm is not supported)",
+    r"a normalization layer",
+    line="11",
+    key="steps[0].lora.target_modules[0]",
+)
+def _target_norm(tmp: Path) -> Path:
+    return _model_base(
+        tmp, "  - lora: {data: travel, max_steps: 2, target_modules: [input_layernorm]}\n"
+    )
+
+
+@generated(
+    "model-group-size-undivided",
+    "rtn group_size 256 on 128-wide layers (Olive: in_features 128 must be divisible)",
+    r"group_size 256 does not divide the 128 input columns",
+    line="11",
+    key="steps[0].rtn.group_size",
+)
+def _group_size(tmp: Path) -> Path:
+    return _model_base(tmp, "  - rtn: {group_size: 256}\n")
+
+
+@generated(
+    "model-genai-max-length-context",
+    "genai max_length beyond the model's context (genai refuses to generate)",
+    r"max_length 600 is beyond the model's context length 512",
+    line="12",
+    key="steps[1].genai_metadata.search.max_length",
+)
+def _max_length(tmp: Path) -> Path:
+    return _model_base(tmp, "  - onnx: {}\n  - genai_metadata: {search: {max_length: 600}}\n")
+
+
+@generated(
+    "cache-dir-dangling-symlink",
+    "a cache folder that is a symlink to a missing folder (mkdir fails)",
+    r"is a symlink to a missing folder",
+    line="19",
+    key="cache.dir",
+)
+def _cache_dangling(tmp: Path) -> Path:
+    (tmp / "cache").symlink_to(tmp / "moved-cache")
+    return _base(tmp, BASE + "cache:\n  dir: cache\n")
+
+
 ALL_CASES = [pytest.param(p, id=p.stem) for p in CASES] + [
     pytest.param(name, id=f"gen-{name}") for name in GENERATED
 ]
@@ -249,7 +463,8 @@ def test_malformed_recipe_fails_cleanly(case: Path | str, tmp_path: Path) -> Non
     out = tmp_path / "out" / "config.json"
     out.parent.mkdir()
     out.write_bytes(PREVIOUS)
-    result = CliRunner().invoke(app, ["render", str(recipe), "-o", str(out)])
+    check = ["--check"] if expect.check == "olive" else []
+    result = CliRunner().invoke(app, ["render", str(recipe), "-o", str(out), *check])
     assert result.exit_code == 1, result.output
     # Only typer.Exit(1) may end the command; anything else is a bug with a traceback.
     assert isinstance(result.exception, SystemExit), repr(result.exception)
@@ -332,8 +547,9 @@ def corpus_table() -> str:
     for path in CASES:
         e = read_header(path)
         number, slug = path.stem.split("-", 1)
+        why = e.why + (" (found by `--check`)" if e.check == "olive" else "")
         rows.append(
-            f"| {number} | [{slug}](../tests/corpus/malformed/{path.name}) | {cell(e.why)} | "
+            f"| {number} | [{slug}](../tests/corpus/malformed/{path.name}) | {cell(why)} | "
             f"`` {cell(e.expect)} `` | {e.line} | `{cell(e.key)}` |"
         )
     for i, (name, (e, _)) in enumerate(sorted(GENERATED.items()), 1):
@@ -349,9 +565,12 @@ def corpus_table() -> str:
         "UTF-16, huge files).\n\n"
         f"{len(CASES)} committed cases + {len(GENERATED)} generated = "
         f"{len(CASES) + len(GENERATED)}. For each, `olive-workflows render CASE -o OUT` "
-        "must exit 1 with\n`error: FILE:LINE: KEY: what is wrong; how to fix it` (LINE and "
-        "KEY as listed; `-` means the problem\nconcerns the whole file), print no traceback, "
-        "and leave OUT byte-identical. See docs/reliability.md.\n\n" + "\n".join(rows) + "\n"
+        "(with `--check`, which adds Olive's own\nchecks as `validate` does, where the "
+        "mistake says so) must exit 1 with\n`error: FILE:LINE: KEY: what is wrong; how to "
+        "fix it` (LINE and KEY as listed; `-` means the problem\nconcerns the whole file), "
+        "print no traceback, and leave OUT byte-identical. See docs/reliability.md.\n\n"
+        + "\n".join(rows)
+        + "\n"
     )
 
 

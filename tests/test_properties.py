@@ -148,12 +148,15 @@ def lora_params(
     else:
         _maybe(draw, p, "torch_dtype", st.sampled_from(["bfloat16", "float16", "float32"]))
     _maybe(draw, p, "seed", st.integers(0, 2**31))
-    _maybe(
-        draw,
-        p,
-        "target_modules",
-        st.lists(st.sampled_from(["qkv_proj", "o_proj", "gate_up_proj"]), min_size=1, unique=True),
-    )
+    if p["method"] != "qlora":  # Olive's QLoRA overwrites target_modules (rules.py says so)
+        _maybe(
+            draw,
+            p,
+            "target_modules",
+            st.lists(
+                st.sampled_from(["qkv_proj", "o_proj", "gate_up_proj"]), min_size=1, unique=True
+            ),
+        )
     _maybe(
         draw,
         p,
@@ -220,9 +223,9 @@ def steps_for(draw: st.DrawFn, gpu: bool, data_names: list[str], search: bool) -
     export = draw(st.sampled_from(["none", "onnx", "model_builder"]))
     if export == "none":
         return steps
-    extract = (
-        export == "onnx" and adapter in ("lora", "qlora", "dora", "loha") and draw(st.booleans())
-    )
+    if export == "model_builder" and adapter not in (None, "lora", "qlora"):
+        export = "onnx"  # genai's builder takes plain LoRA adapters only (rules.py says so)
+    extract = export == "onnx" and adapter in ("lora", "qlora") and draw(st.booleans())
     if export == "onnx":
         onnx: dict[str, Any] = {}
         _maybe(draw, onnx, "exporter", st.sampled_from(["dynamo", "torchscript"]))
@@ -301,7 +304,9 @@ def valid_recipes(draw: st.DrawFn) -> dict[str, Any]:
         _maybe(draw, recipe["search"], "max_iterations", st.integers(1, 10))
     if draw(st.booleans()):
         recipe["cache"] = {"dir": draw(folder_name)}
-    recipe["output"] = {"dir": draw(folder_name)}
+    # The output folder is never the cache folder (a rule: `run` replaces the output).
+    cache_dir = recipe.get("cache", {}).get("dir", ".olive-cache")
+    recipe["output"] = {"dir": draw(folder_name.filter(lambda d: d != cache_dir))}
     _maybe(draw, recipe["output"], "format", st.sampled_from(["json", "yaml"]))
     _maybe(draw, recipe, "log_level", st.sampled_from(["debug", "info", "warning", "error"]))
     return recipe
@@ -375,6 +380,14 @@ RAW_EDITS = [
     "?",
     ",",
     "\x01",
+    # YAML-1.1-only numbers and booleans (refused by the reader, never converted)
+    " 010",
+    " 0x1F",
+    " 1:30",
+    " 1_000",
+    " +12",
+    " yes",
+    " off",
 ]
 
 
@@ -454,3 +467,110 @@ def test_invalid_recipes_raise_only_located_project_errors(data: st.DataObject) 
             return
         # A mutation may leave a valid recipe: then it must still dump losslessly.
         assert json.loads(dump(rendered.config, "json")) == rendered.config
+
+
+# -- YAML 1.1 number traps ---------------------------------------------------------------
+
+# (form name, text for a non-negative whole number or None when it has no such form)
+YAML11_FORMS: dict[str, Callable[[int], str | None]] = {
+    "octal": lambda n: f"0{n:o}" if n else None,
+    "hex": lambda n: f"0x{n:X}",
+    "binary": lambda n: f"0b{n:b}",
+    "underscores": lambda n: f"{n:,}".replace(",", "_") if n >= 1000 else None,
+    "base-60": lambda n: f"{n // 60}:{n % 60:02d}" if n >= 60 else None,
+    "plus": lambda n: f"+{n}",
+}
+# Places that take a whole number, free-form values included (where a trap converts silently).
+NUMBER_PLACES = [
+    "- lora: {data: travel, max_steps: 2, r: VALUE}",
+    "- lora: {data: travel, max_steps: VALUE}",
+    "- lora: {data: travel, max_steps: 2, training_args: {warmup_steps: VALUE}}",
+    "- onnx: {}\n- genai_metadata: {search: {max_length: VALUE}}",
+    "- olive_pass: {pass_type: OnnxDynamicQuantization, params: {anything: VALUE}}",
+    "- onnx: {}\n- model_builder: {precision: int4, extra_options: {x: VALUE}}",
+]
+
+
+@settings(PROPERTY, max_examples=VALID_EXAMPLES)
+@given(
+    n=st.integers(0, 10**6),
+    form=st.sampled_from(sorted(YAML11_FORMS)),
+    place=st.sampled_from(NUMBER_PLACES),
+)
+def test_yaml11_only_numbers_are_refused_never_converted(n: int, form: str, place: str) -> None:
+    """`r: 010` was taken as 8 and `max_steps: 1:30` as 90: every YAML-1.1-only form of a
+    number is refused where it is written, with both readings in the fix; the portable
+    decimal form of the same number is never refused for its form."""
+    from olive_workflows.recipe.parse import load_recipe
+    from tests.conftest import recipe_with_steps
+
+    text = YAML11_FORMS[form](n)
+    if text is None:
+        return
+
+    def body(value: str) -> str:
+        out = recipe_with_steps(place.replace("VALUE", value))
+        out = out.replace('"{data}"', json.dumps(str(DATA_FILE)))
+        return out.replace('"{model}"', "microsoft/Phi-3.5-mini-instruct")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with pytest.raises(OliveWorkflowsError) as info:
+            load_recipe(_write(Path(tmp), body(text)))
+        traps = [p for p in info.value.problems if "is read as" in p.message]
+        assert traps, [str(p) for p in info.value.problems]
+        assert traps[0].line is not None
+        assert f'or "{text}" if you mean text' in (traps[0].fix or "")
+        try:
+            load_recipe(_write(Path(tmp), body(str(n))))
+        except OliveWorkflowsError as exc:  # the value may be out of range, never a trap
+            assert not [p for p in exc.problems if "is read as" in p.message]
+
+
+# -- one Olive pass per step ---------------------------------------------------------------
+
+NAMES = st.sampled_from([None, None, "a", "int4", "onnx", "lora", "lora_2", "x_peephole", "x"])
+STEP_POOL = ["int4", "fp16", "optimize", "olive_pass", "int4"]
+
+
+@st.composite
+def named_chains(draw: st.DrawFn) -> list[Any]:
+    steps: list[Any] = [{"onnx": {"name": draw(NAMES)}}]
+    for kind in draw(st.lists(st.sampled_from(STEP_POOL), min_size=1, max_size=4)):
+        params: dict[str, Any] = {"name": draw(NAMES)}
+        if kind == "olive_pass":
+            params["pass_type"] = "OnnxDynamicQuantization"
+        steps.append({kind: params})
+    for step in steps:
+        params = next(iter(step.values()))
+        if params["name"] is None:
+            del params["name"]
+    return steps
+
+
+@settings(PROPERTY, max_examples=VALID_EXAMPLES * 2)
+@given(steps=named_chains())
+def test_every_step_keeps_its_olive_pass(steps: list[Any]) -> None:
+    """Two steps rendering to one pass name made the rendered JSON keep one of them (an
+    int4 quantization vanished): either the recipe is refused, naming the clash, or the
+    config holds every pass of every step."""
+    from olive_workflows.recipe.rules import rendered_pass_names
+
+    recipe = {
+        "version": 1,
+        "name": "names",
+        "model": {"path": "microsoft/Phi-3.5-mini-instruct"},
+        "steps": steps,
+        "output": {"dir": "out"},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            rendered = render_workflow(_write(Path(tmp), recipe))
+        except OliveWorkflowsError as exc:
+            clashes = [
+                p for p in exc.problems if "Olive pass" in p.message or "already used" in p.message
+            ]
+            assert clashes, [str(p) for p in exc.problems]
+            return
+        names = rendered_pass_names(list(rendered.loaded.recipe.steps))
+        flat = [n for step_names in names for n in step_names]
+        assert len(flat) == len(set(flat)) == len(rendered.config["passes"])

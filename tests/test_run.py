@@ -158,12 +158,52 @@ def test_rerun_is_served_from_the_cache(cold: dict[str, Any], workdir: Path) -> 
     assert len(warm["passes"]) == len(cold["passes"])
 
 
+def test_a_rerun_keeps_every_file_the_user_put_in_the_output(
+    cold: dict[str, Any], workdir: Path
+) -> None:
+    """Issue 13: a second adapter copied in (which `chat` finds by design), an imported
+    config.json's neighbour, a folder of notes: all survive a re-run, byte for byte."""
+    out = workdir / "out"
+    mine = {
+        "second.onnx_adapter": b"another adapter",
+        "notes/why.md": b"# why r=8\n",
+        "cache-of-mine/blob.bin": b"\x00\x01",
+    }
+    for rel, data in mine.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+    code, warm, stderr = run_cli(workdir / "recipe.yaml")
+    assert code == 0, stderr
+    assert warm is not None
+    for rel, data in mine.items():
+        assert (out / rel).read_bytes() == data, rel
+    # The summary lists what the run wrote, not the user's files.
+    assert not {f["name"] for f in warm["files"]} & set(mine)
+    assert not list(workdir.glob(".out-*"))
+
+
+def test_a_rerun_never_replaces_a_file_the_user_edited(cold: dict[str, Any], workdir: Path) -> None:
+    out = workdir / "out"
+    edited = out / "genai_config.json"
+    text = edited.read_text().replace('"do_sample": false', '"do_sample": true')
+    edited.write_text(text + " ")
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    code, _, stderr = run_cli(workdir / "recipe.yaml")
+    assert code == 1
+    assert "genai_config.json in the output folder is yours" in stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    edited.unlink()  # the user moves it away; the next run writes the file again
+    code, _, stderr = run_cli(workdir / "recipe.yaml")
+    assert code == 0, stderr
+    assert edited.is_file()
+
+
 def test_changing_the_last_step_reruns_only_that_step(cold: dict[str, Any], workdir: Path) -> None:
     recipe = workdir / "recipe-last.yaml"
     recipe.write_text(
         recipe_text(
             CHAIN.replace("extract_adapters: {}", "extract_adapters: {format: safetensors}")
-        )
+        ).replace("dir: out}", "dir: out-last}")  # another recipe: its own output folder
     )
     code, summary, stderr = run_cli(recipe)
     assert code == 0, stderr
@@ -176,7 +216,7 @@ def test_changing_the_last_step_reruns_only_that_step(cold: dict[str, Any], work
         "optimize_transformers": "cached",
         "extract_adapters": "done",
     }
-    assert (workdir / "out" / "adapter_weights.safetensors").is_file()
+    assert (workdir / "out-last" / "adapter_weights.safetensors").is_file()
 
 
 # -- Olive's silent failures: it exits 0 but produced nothing --------------------------------
@@ -186,6 +226,13 @@ def _keep_marker(workdir: Path) -> bytes:
     marker = workdir / "out" / "marker.bin"
     marker.write_bytes(b"previous output \x00\x01")
     return marker.read_bytes()
+
+
+def _edit_recipe(workdir: Path, text: str) -> Path:
+    """The user edits the recipe whose output `out` is (same file, so the same owner)."""
+    recipe = workdir / "recipe.yaml"
+    recipe.write_text(text)
+    return recipe
 
 
 def test_extract_adapters_finding_nothing_fails_and_keeps_the_old_output(
@@ -198,9 +245,9 @@ def test_extract_adapters_finding_nothing_fails_and_keeps_the_old_output(
         "  - optimize: {}\n",
         "  - olive_pass: {pass_type: OnnxPeepholeOptimizer, params: {onnxoptimizer_optimize: true}}\n",
     )
-    recipe = workdir / "recipe-nolora.yaml"
-    recipe.write_text(recipe_text(steps))
+    recipe = _edit_recipe(workdir, recipe_text(steps))
     code, _, stderr = run_cli(recipe)
+    _edit_recipe(workdir, recipe_text(CHAIN))
     assert code == 1
     assert "ExtractAdapters found no LoRA weights" in stderr
     assert "the output has no *.onnx_adapter" in stderr
@@ -212,12 +259,13 @@ def test_exception_swallowed_by_olive_fails_the_run(workdir: Path) -> None:
     broken = workdir / "broken-model"
     shutil.copytree(REPO / "models" / "tiny-phi3", broken)
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
-    recipe = workdir / "recipe-broken.yaml"
-    recipe.write_text(
-        recipe_text(CHAIN, name="broken").replace(str(REPO / "models" / "tiny-phi3"), str(broken))
+    recipe = _edit_recipe(
+        workdir,
+        recipe_text(CHAIN, name="broken").replace(str(REPO / "models" / "tiny-phi3"), str(broken)),
     )
     before = _keep_marker(workdir)
     code, _, stderr = run_cli(recipe)
+    _edit_recipe(workdir, recipe_text(CHAIN))
     assert code == 1
     assert "Olive caught an exception and carried on" in stderr
     assert "SafetensorError" in stderr
@@ -230,7 +278,7 @@ def test_pass_olive_would_prune_is_refused_before_running(workdir: Path) -> None
         "  - olive_pass: {pass_type: ModelBuilder, params: {precision: fp16, metadata_only: true}}\n",
     )
     recipe = workdir / "recipe-pruned.yaml"
-    recipe.write_text(recipe_text(steps))
+    recipe.write_text(recipe_text(steps).replace("dir: out}", "dir: out-pruned}"))
     code, _, stderr = run_cli(recipe)
     assert code == 1
     assert "Olive would prune ModelBuilder" in stderr and "FP16 is not supported on CPU" in stderr
@@ -242,9 +290,9 @@ def test_search_where_every_point_fails_is_an_error(workdir: Path) -> None:
     steps = CHAIN.replace("r: 8", "r: [4, 8]")
     recipe = workdir / "recipe-search-broken.yaml"
     recipe.write_text(
-        recipe_text(steps, name="sb", extra=search).replace(
-            str(REPO / "models" / "tiny-phi3"), str(broken)
-        )
+        recipe_text(steps, name="sb", extra=search)
+        .replace(str(REPO / "models" / "tiny-phi3"), str(broken))
+        .replace("dir: out}", "dir: out-sb}")
     )
     code, _, stderr = run_cli(recipe)
     assert code == 1

@@ -177,7 +177,7 @@ def test_leaves_no_staging_folder_behind(tmp_path: Path) -> None:
 def test_refuses_to_overwrite_a_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
 
-    with pytest.raises(FileExistsError, match="not a complete olive-workflows tiny model"):
+    with pytest.raises(FileExistsError, match="not a complete, unchanged olive-workflows tiny"):
         build_tiny_model(tmp_path)
     assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
 

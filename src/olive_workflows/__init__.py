@@ -12,14 +12,16 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "LoadedRecipe": "olive_workflows.recipe.schema",
     "Recipe": "olive_workflows.recipe.schema",
-    "load_recipe": "olive_workflows.recipe.parse",
     "RenderedWorkflow": "olive_workflows.render.environment",
-    "render_workflow": "olive_workflows.render.environment",
+    "load_recipe": "olive_workflows.api",
     "recipe_schema": "olive_workflows.api",
     "render_to_text": "olive_workflows.api",
+    "render_workflow": "olive_workflows.api",
+    "run_recipe": "olive_workflows.api",
     "validate_recipe": "olive_workflows.api",
     "OliveCheckError": "olive_workflows.core.errors",
     "OliveWorkflowsError": "olive_workflows.core.errors",
+    "OutputError": "olive_workflows.core.errors",
     "Problem": "olive_workflows.core.errors",
     "RecipeError": "olive_workflows.core.errors",
     "RunError": "olive_workflows.core.errors",
@@ -29,6 +31,7 @@ __all__ = [
     "LoadedRecipe",
     "OliveCheckError",
     "OliveWorkflowsError",
+    "OutputError",
     "Problem",
     "Recipe",
     "RecipeError",
@@ -39,21 +42,29 @@ __all__ = [
     "recipe_schema",
     "render_to_text",
     "render_workflow",
+    "run_recipe",
     "validate_recipe",
 ]
 
 if TYPE_CHECKING:
-    from olive_workflows.api import recipe_schema, render_to_text, validate_recipe
+    from olive_workflows.api import (
+        load_recipe,
+        recipe_schema,
+        render_to_text,
+        render_workflow,
+        run_recipe,
+        validate_recipe,
+    )
     from olive_workflows.core.errors import (
         OliveCheckError,
         OliveWorkflowsError,
+        OutputError,
         Problem,
         RecipeError,
         RunError,
     )
-    from olive_workflows.recipe.parse import load_recipe
     from olive_workflows.recipe.schema import LoadedRecipe, Recipe
-    from olive_workflows.render.environment import RenderedWorkflow, render_workflow
+    from olive_workflows.render.environment import RenderedWorkflow
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,7 @@ import copy
 import logging
 import os
 import re
+import types
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -183,10 +184,19 @@ def check_config(rendered: RenderedWorkflow) -> list[Problem]:
                         )
                     )
                     break
+            lora = loaded.recipe.steps[index] if index is not None else None
+            if lora is not None and lora.type != "lora":
+                lora = None
+            if lora is not None:
+                problems.extend(
+                    _training_args_problems(
+                        lora, pass_config, path=path, source=source, device=target.device
+                    )
+                )
             for message in captured.messages:
                 keys = _ignored_keys(message)
-                if keys is None:
-                    continue
+                if keys is None or (lora is not None and keys[0] == "training_args"):
+                    continue  # _training_args_problems names them, with a did-you-mean
                 where = path
                 if path and path[-1] == "olive_pass" and keys[0] != "training_args":
                     where = (*path, "params", keys[0])
@@ -262,3 +272,150 @@ def olive_version() -> str:
         return version("olive-ai")
     except PackageNotFoundError:
         return "not installed"
+
+
+# -- training_args ---------------------------------------------------------------------------
+
+# Words of TrainingArguments errors that depend on this machine's hardware, not the recipe
+# ("Your setup doesn't support bf16/gpu", "--tf32 requires Ampere or a newer GPU arch").
+_HARDWARE_WORDS = re.compile(r"gpu|cuda|bf16|fp16|tf32|ampere|xpu|npu|hpu|mps", re.IGNORECASE)
+
+
+@contextlib.contextmanager
+def _no_side_effects() -> Iterator[None]:
+    """Building a TrainingArguments sets environment variables and accelerate's process
+    state; the real run must find both as they were."""
+    import warnings
+
+    from accelerate.state import PartialState
+
+    environ = dict(os.environ)
+    fresh = not PartialState._shared_state
+    logger = logging.getLogger("transformers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its advice ("speedups for torchdynamo ...") is noise here
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+        os.environ.clear()
+        os.environ.update(environ)
+        if fresh:
+            PartialState._reset_state()
+
+
+def _expected(value: Any, annotation: Any) -> str | None:
+    """What `annotation` takes, when the YAML scalar `value` does not fit it; else None."""
+    import enum
+    import typing
+
+    options = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation)
+        in (
+            typing.Union,
+            types.UnionType,
+        )
+        else (annotation,)
+    )
+    enums = [o for o in options if isinstance(o, type) and issubclass(o, enum.Enum)]
+    if enums and isinstance(value, str):
+        # `Union[SchedulerType, str]`: the text must be one of the enum's values.
+        allowed = [str(member.value) for member in enums[0]]
+        return None if value in allowed else "one of: " + ", ".join(allowed)
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return None
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return None
+        if option is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return None
+        if option is str and isinstance(value, str):
+            return None
+    nouns = {bool: "`true`/`false`", int: "a whole number", float: "a number", str: "text"}
+    wanted = [nouns[o] for o in options if o in nouns]
+    return " or ".join(dict.fromkeys(wanted)) or "a list, a mapping or an object"
+
+
+def _training_args_problems(
+    step: Any, pass_config: Any, *, path: KeyPath, source: Any, device: str
+) -> list[Problem]:
+    """Names and value types of a lora step's training_args against transformers'
+    TrainingArguments, then the arguments built the way Olive's LoRA pass builds them at run
+    time (olive/passes/pytorch/lora.py:400-447), so its checks run now."""
+    import dataclasses
+    import tempfile
+    import typing
+
+    import torch
+    import transformers
+
+    from olive_workflows.recipe.parse import did_you_mean
+
+    hints = typing.get_type_hints(transformers.TrainingArguments)
+    names = [f.name for f in dataclasses.fields(transformers.TrainingArguments) if f.init]
+    problems = []
+    for key, value in step.training_args.items():
+        where = (*path, "training_args", key)
+        if key not in names:
+            problems.append(
+                source.problem(
+                    f"Olive {step.olive_type} would silently ignore `{key}`: transformers' "
+                    "TrainingArguments has no such argument",
+                    where,
+                    did_you_mean(key, names) or "see the TrainingArguments documentation",
+                )
+            )
+            continue
+        wanted = _expected(value, hints[key])
+        if wanted is None:
+            continue
+        if wanted.startswith("one of: "):
+            choices = wanted.removeprefix("one of: ").split(", ")
+            message = f"`{key}` has no value {value!r} (transformers would refuse it)"
+            starts = [c for c in choices if c.startswith(str(value))]
+            close = f"did you mean `{starts[0]}`? " if starts else ""
+            close = close or (did_you_mean(str(value), choices) or "").replace("?", "? ")
+            fix = f"{close}use one of: {', '.join(choices)}"
+        elif wanted.startswith("a list"):
+            message = f"`{key}` takes {wanted}, which a training_args value cannot be"
+            fix = "remove it (write the Olive config by hand if you need it)"
+        else:
+            message, fix = f"`{key}` takes {wanted}, not {value!r}", f"write {wanted}"
+        problems.append(source.problem(message, where, fix))
+    if problems:
+        return problems
+    from olive.passes.pytorch.lora import HFTrainingArguments, QLoRATrainingArguments
+
+    kind = QLoRATrainingArguments if step.method == "qlora" else HFTrainingArguments
+    args = pass_config.training_args
+    try:
+        with _no_side_effects(), tempfile.TemporaryDirectory() as tmp:
+            # A copy (the run mutates its own); a dict is what Olive's union left unparsed.
+            args = kind.model_validate(args if isinstance(args, dict) else args.model_dump())
+            # What LoRA._run_for_config does before it creates the Trainer.
+            eval_strategy = args.eval_strategy
+            args.eval_strategy = "no"
+            if step.eval_data is not None:
+                args.eval_strategy = "steps" if eval_strategy in (None, "no") else eval_strategy
+            if not args.output_dir:
+                args.output_dir = tmp
+                args.extra_args["save_total_limit"] = 1
+            if pass_config.torch_dtype == "float16":
+                args.extra_args["fp16"] = True
+            args.create_training_args()
+    except Exception as exc:  # whatever transformers raises is what the run would raise
+        message = _one_line(exc).rstrip(".")
+        if device == "gpu" and not torch.cuda.is_available() and _HARDWARE_WORDS.search(message):
+            return []  # decided on the GPU machine, not here
+        named = [k for k in step.training_args if re.search(rf"\b{re.escape(k)}\b", message)]
+        return [
+            source.problem(
+                f"the training arguments fail as they would in the run: {message}",
+                (*path, "training_args", *named[:1]),
+                "change training_args as transformers says",
+            )
+        ]
+    return []

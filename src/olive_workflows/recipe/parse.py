@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from typing_extensions import is_typeddict
 
 from olive_workflows.core.credentials import REDACTED, SECRET_KEYS, find_credentials
 from olive_workflows.core.errors import KeyPath, Problem, RecipeError
@@ -60,8 +61,20 @@ def _unwrap(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def _model_at(path: KeyPath) -> type[BaseModel] | None:
-    """The pydantic model that owns the mapping at `path` (for listing allowed keys)."""
+def _is_model(value: Any) -> bool:
+    """A pydantic model class or a TypedDict: a mapping with named keys."""
+    return (isinstance(value, type) and issubclass(value, BaseModel)) or is_typeddict(value)
+
+
+def _keys_of(owner: Any) -> list[str]:
+    if isinstance(owner, type) and issubclass(owner, BaseModel):
+        return sorted(owner.model_fields)
+    return sorted(typing.get_type_hints(owner)) if is_typeddict(owner) else []
+
+
+def _model_at(path: KeyPath) -> Any:
+    """The pydantic model (or TypedDict) that owns the mapping at `path` (for listing
+    allowed keys)."""
     model: Any = Recipe
     i = 0
     while i < len(path):
@@ -73,12 +86,16 @@ def _model_at(path: KeyPath) -> type[BaseModel] | None:
             model = STEP_TYPES.get(str(path[i + 2]))
             i += 3
             continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        if not _is_model(model):
             return None
-        field = model.model_fields.get(str(part))
-        if field is None:
+        if is_typeddict(model):
+            annotation = typing.get_type_hints(model).get(str(part))
+        else:
+            field = model.model_fields.get(str(part))
+            annotation = field.annotation if field is not None else None
+        if annotation is None:
             return None
-        candidates = _unwrap(field.annotation)
+        candidates = _unwrap(annotation)
         i += 1
         # Step into containers: list[X] takes an index, dict[str, X] takes a key.
         nxt: Any = None
@@ -88,16 +105,16 @@ def _model_at(path: KeyPath) -> type[BaseModel] | None:
                 nxt = _unwrap(get_args(cand)[-1])
                 i += 1
                 break
-            if isinstance(cand, type) and issubclass(cand, BaseModel):
+            if _is_model(cand):
                 nxt = [cand]
                 break
         if not nxt:
             return None
-        models = [c for c in nxt if isinstance(c, type) and issubclass(c, BaseModel)]
+        models = [c for c in nxt if _is_model(c)]
         if not models:
             return None
         model = models[0]
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+    return model if _is_model(model) else None
 
 
 def _user_path(data: Any, loc: tuple[Any, ...], keep_last: bool) -> KeyPath:
@@ -171,13 +188,49 @@ _NAME_RULES = {
 _EXPONENT_WITHOUT_DOT = re.compile(r"^[-+]?\d+[eE][-+]?\d+$")
 
 
+# Number-like text that YAML 1.1 leaves as a string (YAML 1.2 or Python would read a number).
+_EXPONENT_UNSIGNED = re.compile(r"^([-+]?\d*\.\d*)[eE](\d+)$")
+_PADDED_INT = re.compile(r"^[-+]?0\d+$")
+_OCTAL_12 = re.compile(r"^[-+]?0o[0-7]+$", re.IGNORECASE)
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+$")
+_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d{1,3}$")
+_ARITHMETIC = re.compile(r"^[\d.\s]+(\^|\*\*|[*/+-])[\d.\s^*/+-]+$")
+
+
+def _number_text_fix(value: str, whole: bool) -> str | None:
+    """How to write number-like text (`1.0e5`, `0o17`, `10^21`) as a YAML number, or None;
+    `whole`: the key takes whole numbers."""
+    text = value.strip()
+    if whole and _SCIENTIFIC.match(text) and float(text).is_integer():
+        return f"YAML reads `{value}` as text; write the whole number {int(float(text))}"
+    if _EXPONENT_WITHOUT_DOT.match(text):
+        mantissa, _, exponent = text.lower().partition("e")
+        exponent = exponent if exponent[0] in "+-" else f"+{exponent}"
+        return f"YAML reads `{value}` as text; write `{mantissa}.0e{exponent}` (with a dot)"
+    match = _EXPONENT_UNSIGNED.match(text)
+    if match and any(c.isdigit() for c in match[1]):
+        return f"YAML reads `{value}` as text; write `{match[1]}e+{match[2]}` (a signed exponent)"
+    if _PADDED_INT.match(text):
+        return f"write {int(text, 10)} (without leading zeros)"
+    if _OCTAL_12.match(text):
+        number = int(text.lower().replace("0o", ""), 8)
+        return f"YAML reads `{value}` as text; write {number}"
+    if _THOUSANDS.match(text):
+        return f"write {text.replace(',', '')} (without thousands separators)"
+    if _ARITHMETIC.match(text):
+        return "YAML does no arithmetic: write the number itself, e.g. `1000`"
+    return None
+
+
 def _fix_for(errs: list[dict[str, Any]]) -> str:
     """How to fix the most specific of a value's errors (a range beats a type mismatch)."""
     for err in errs:
         value = err.get("input")
-        if isinstance(value, str) and _EXPONENT_WITHOUT_DOT.match(value):
-            mantissa, _, exponent = value.lower().partition("e")
-            return f"YAML reads `{value}` as text; write `{mantissa}.0e{exponent}` (with a dot)"
+        if isinstance(value, str) and err["type"] in ("int_type", "float_type"):
+            whole = not any(e["type"] == "float_type" for e in errs)
+            fix = _number_text_fix(value, whole)
+            if fix is not None:
+                return fix
     if len(errs) > 1 and all(e["type"] in _TYPE_NOUNS for e in errs):
         nouns = list(dict.fromkeys(_TYPE_NOUNS[e["type"]] for e in errs))
         return "write " + ", ".join(nouns[:-1]) + " or " + nouns[-1]
@@ -206,8 +259,7 @@ def _translate(exc: ValidationError, data: Any, source: SourceMap) -> list[Probl
         first = errs[0]
         if "extra_forbidden" in kinds:
             key = str(path[-1])
-            owner = _model_at(path[:-1])
-            allowed = sorted(owner.model_fields) if owner else []
+            allowed = _keys_of(_model_at(path[:-1]))
             fix = did_you_mean(key, allowed) or (
                 f"allowed keys: {', '.join(allowed)}" if allowed else "remove it"
             )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +17,12 @@ from olive_workflows.core.paths import (
     missing_note,
     resolve_path,
 )
-from olive_workflows.recipe.data import DataReadError, check_columns, template_fields
+from olive_workflows.recipe.data import (
+    DataReadError,
+    ModelLayers,
+    check_columns,
+    template_fields,
+)
 from olive_workflows.recipe.schema import ALLOWED_PROVIDERS, DataSet, PerplexityMetric, TimingMetric
 from olive_workflows.recipe.steps import (
     AwqStep,
@@ -35,11 +44,73 @@ if TYPE_CHECKING:
     from olive_workflows.recipe.schema import LoadedRecipe
 
 DATA_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
-# ExtractAdapters (Olive 0.13) knows these adapter kinds.
-EXTRACTABLE_METHODS = {"lora", "qlora", "dora", "loha"}
+# Adapter kinds whose extracted file works (tests/test_adapter_methods.py, tiny model, Olive
+# 0.13 + genai 0.14.1): ExtractAdapters fails on a DoRA export ("Cannot rename initializer ...
+# already exists") and writes a LoHa file whose model cannot answer without it (an empty
+# default input: "Mul node ... 128 is invalid"); it does not know LoKr at all.
+EXTRACTABLE_METHODS = {"lora", "qlora"}
+# Upper bounds of counts and lengths: past them a value is a typo (an extra digit, a pasted
+# number), never a setting. The longest contexts are ~1M tokens.
+MAX_LENGTH = 2**20
+MAX_COUNT = 10**9
+MAX_RUNS = 100_000
+MAX_SEED = 2**32 - 1
+# Step fields that the lora template writes into training_args: the same key inside
+# `training_args` would silently replace the step's value (it is merged last).
+STEP_TRAINING_ARGS = {
+    "max_steps": "max_steps",
+    "num_train_epochs": "epochs",
+    "per_device_train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "learning_rate": "learning_rate",
+    "seed": "seed",
+}
 
 
-def _step_path(i: int, step: Step, *key: str) -> KeyPath:
+def rendered_pass_names(steps: Sequence[Step]) -> list[list[str]]:
+    """The Olive pass names each step renders to (render/context.py names them the same way:
+    the type, numbered when it repeats, an explicit `name` instead; optimize makes two)."""
+    counts: dict[str, int] = {}
+    for step in steps:
+        counts[step.type] = counts.get(step.type, 0) + 1
+    seen: dict[str, int] = {}
+    out = []
+    for step in steps:
+        if step.name:
+            name = step.name
+        else:
+            seen[step.type] = seen.get(step.type, 0) + 1
+            name = step.type if counts[step.type] == 1 else f"{step.type}_{seen[step.type]}"
+        if isinstance(step, OptimizeStep):
+            out.append(
+                [f"{name}_peephole"] * step.peephole + [f"{name}_transformers"] * step.transformers
+            )
+        else:
+            out.append([name])
+    return out
+
+
+def unusable_folder(folder: Path) -> str | None:
+    """Why a folder cannot be created or written where it is (the rest of a sentence), or
+    None. A path that exists as a file is left to check_output, which reports it."""
+    for part in [folder, *folder.parents]:
+        try:
+            info = part.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            if part.is_symlink():
+                return f"cannot be created: {part} is a symlink to a missing folder"
+            continue
+        except OSError as exc:
+            return f"cannot be used: {exc.strerror}"
+        if not stat.S_ISDIR(info.st_mode):
+            return None if part == folder else f"cannot be created: {part} is a file"
+        if not os.access(part, os.W_OK | os.X_OK):
+            return f"cannot be written: {part} is not writable"
+        return None
+    return None
+
+
+def _step_path(i: int, step: Step, *key: str | int) -> KeyPath:
     return ("steps", i, step.type, *key)
 
 
@@ -73,10 +144,15 @@ class _Checker:
             )
 
     def check_output(self) -> None:
+        from olive_workflows.recipe.outputs import output_problems
+
+        for path, message, fix in output_problems(self.loaded):
+            self.add(message, path, fix)
         if Path(self.recipe.output.dir).suffix:
             self.add(
-                "the output folder name has a suffix; Olive 0.13 then treats it as a file path "
-                "and writes into the parent folder",
+                "the output folder name has a suffix; `olive run` on the rendered config then "
+                "writes model_config.json, the run history and footprints into the parent "
+                "folder, not into the output (Olive 0.13 cache.py:387-390, engine.py:199-205)",
                 ("output", "dir"),
                 "use a name without a dot, e.g. `models/phi-v2`",
             )
@@ -181,19 +257,9 @@ class _Checker:
         adapter: LoraStep | None = None  # trained adapter not yet merged
         saw_onnx_after_adapter = False
         quantized_by: str | None = None
-        names: dict[str, int] = {}
 
         for i, step in enumerate(steps):
             where = _step_path(i, step)
-            if step.name is not None:
-                if step.name in names:
-                    self.add(
-                        f"step name `{step.name}` is already used by steps[{names[step.name]}]",
-                        _step_path(i, step, "name"),
-                        "give each step a unique name",
-                    )
-                names[step.name] = i
-
             # What kind of model the step needs.
             if model_kind != "unknown":
                 if step.consumes == "onnx" and model_kind != "onnx":
@@ -252,7 +318,13 @@ class _Checker:
                 if adapter is not None:
                     saw_onnx_after_adapter = True
             elif isinstance(step, ModelBuilderStep):
-                # ModelBuilder builds the adapter into the weights: nothing left to extract.
+                # With an adapter, ModelBuilder builds a separate LoRA branch (two MatMuls per
+                # adapted projection, weights inside the graph); ExtractAdapters after it turns
+                # those weights into inputs and writes the adapter file. Verified with
+                # Olive 0.13 + genai 0.14.1: tests/test_builder_route.py.
+                if adapter is not None:
+                    saw_onnx_after_adapter = True
+                    self.check_builder_adapter(i, step, adapter)
                 self.check_precision(i, step, step.precision, device, provider)
             elif isinstance(step, GenaiMetadataStep):
                 if step.precision is not None:
@@ -342,6 +414,30 @@ class _Checker:
                     _step_path(i, step, key),
                     f"remove it or set `method: {sorted(methods)[0]}`",
                 )
+        if step.method == "qlora" and step.target_modules is not None:
+            # Olive's QLoRA adapts every 4-bit linear layer it made and overwrites
+            # target_modules (olive/passes/pytorch/lora.py:842).
+            self.add(
+                "qlora adapts every quantized linear layer; Olive ignores `target_modules`",
+                _step_path(i, step, "target_modules"),
+                "remove `target_modules`, or use `method: lora`",
+            )
+        for key in step.training_args:
+            if key in STEP_TRAINING_ARGS:
+                own = STEP_TRAINING_ARGS[key]
+                self.add(
+                    f"`{key}` is the step's own `{own}`; inside training_args it would "
+                    "silently replace the step's value",
+                    _step_path(i, step, "training_args", key),
+                    f"write `{own}: ...` on the step and remove it from training_args",
+                )
+            elif key == "fp16":
+                # Olive drops it with a warning (olive/passes/pytorch/lora.py:95).
+                self.add(
+                    "Olive drops `fp16` from training_args (it sets it from torch_dtype)",
+                    _step_path(i, step, "training_args", key),
+                    "write `torch_dtype: float16` on the step instead",
+                )
 
     def check_calibration(self, i: int, step: AwqStep) -> None:
         if step.calibration is None or step.calibration not in self.recipe.data:
@@ -404,6 +500,19 @@ class _Checker:
                 "remove `float16: true` or target a GPU",
             )
 
+    def check_builder_adapter(self, i: int, step: ModelBuilderStep, adapter: LoraStep) -> None:
+        # onnxruntime-genai 0.14.1's builder takes an adapter only when its PEFT config says
+        # peft_type LORA (builders/base.py: `is_lora = ... config.peft_type == "LORA"`); it
+        # ignores LoHa/LoKr adapters and DoRA's magnitude vectors without a word.
+        if adapter.method not in ("lora", "qlora"):
+            self.add(
+                f"`model_builder` cannot build a {adapter.method} adapter: onnxruntime-genai's "
+                "builder knows plain LoRA only and would silently leave the adapter out (or its "
+                "DoRA magnitudes)",
+                _step_path(i, step),
+                "use `method: lora`, or export with `- onnx: {}` instead of model_builder",
+            )
+
     def check_extract(
         self, i: int, step: ExtractAdaptersStep, adapter: LoraStep | None, saw_onnx: bool
     ) -> None:
@@ -417,16 +526,17 @@ class _Checker:
             )
         elif not saw_onnx:
             self.add(
-                "`extract_adapters` needs an `onnx` step between `lora` and it "
-                "(model_builder builds the adapter into the weights)",
+                "`extract_adapters` needs an `onnx` or `model_builder` step between `lora` "
+                "and it (the adapter file is taken from the ONNX graph)",
                 where,
-                "export with `- onnx: {}` after the lora step",
+                "export with `- model_builder: {precision: int4}` after the lora step",
             )
         elif adapter.method not in EXTRACTABLE_METHODS:
             self.add(
-                f"Olive cannot extract {adapter.method} adapters",
+                f"Olive cannot extract {adapter.method} adapters into a working adapter file",
                 where,
-                "use method lora, dora or loha, or remove this step",
+                "use method lora (or qlora), or remove this step to merge the adapter into "
+                "the model",
             )
         if i != len(self.recipe.steps) - 1:
             self.add(
@@ -518,6 +628,187 @@ class _Checker:
                     "merge their stats into one entry",
                 )
 
+    # -- names: every step its own Olive pass, every data config its own name --------------
+    def check_pass_names(self) -> None:
+        """Two steps that render to one Olive pass name: the rendered JSON keeps one of them
+        (json.loads keeps the last value of a repeated key), so a step silently vanishes."""
+        owner: dict[str, int] = {}
+        for i, (step, names) in enumerate(
+            zip(self.recipe.steps, rendered_pass_names(self.recipe.steps), strict=True)
+        ):
+            for name in names:
+                j = owner.setdefault(name, i)
+                if j == i:
+                    continue
+                other = self.recipe.steps[j]
+                if step.name is not None and step.name == other.name:
+                    message = f"step name `{name}` is already used by steps[{j}]"
+                else:
+                    message = (
+                        f"renders to the Olive pass `{name}`, like steps[{j}] ({other.type}): "
+                        "the config keeps only one of them, the other step silently vanishes"
+                    )
+                self.add(
+                    message,
+                    _step_path(i, step, "name") if step.name else _step_path(i, step),
+                    f"give each step a unique name (Olive pass names: {', '.join(sorted(owner))})",
+                )
+
+    def check_data_names(self) -> None:
+        """Data sets named like a data config the renderer adds (metric prompts, AWQ
+        calibration text): two data configs with one name, which Olive refuses."""
+        reserved: dict[str, str] = {}
+        if self.recipe.evaluate is not None:
+            for metric in self.recipe.evaluate.metrics:
+                if isinstance(metric, TimingMetric):
+                    reserved[f"{metric.type}_prompts"] = f"the {metric.type} metric's prompts"
+        for step in self.recipe.steps:
+            if isinstance(step, AwqStep) and step.calibration is not None:
+                reserved[f"{step.calibration}_awq_calibration"] = (
+                    f"the AWQ calibration text of `{step.calibration}`"
+                )
+        for name in self.recipe.data:
+            if name in reserved:
+                self.add(
+                    f"data set name `{name}` is taken by {reserved[name]} (Olive refuses two "
+                    "data configs with one name)",
+                    ("data", name),
+                    "rename the data set",
+                )
+
+    # -- cache -----------------------------------------------------------------------------
+    def check_cache(self) -> None:
+        """Olive creates the cache folder with mkdir(parents=True, exist_ok=True)
+        (olive/cache.py:151), which fails on a file, under a file, or where it may not write."""
+        folder = resolve_path(self.recipe.cache.dir, self.loaded.base_dir)
+        problem = unusable_folder(folder)
+        if problem:
+            self.add(
+                f"cache folder {folder} {problem}",
+                ("cache", "dir"),
+                "point `cache.dir` at a folder, or at a path that does not exist yet",
+            )
+
+    # -- numbers ---------------------------------------------------------------------------
+    def check_numbers(self) -> None:
+        """Upper bounds of top-level counts and lengths: beyond them a value is a typo."""
+        for name, ds in self.recipe.data.items():
+            self.at_most(ds.max_seq_len, MAX_LENGTH, ("data", name, "max_seq_len"), "tokens")
+            if ds.max_samples is not None:
+                self.at_most(ds.max_samples, MAX_COUNT, ("data", name, "max_samples"), "rows")
+        search = self.recipe.search
+        if search is not None:
+            # The tpe sampler seeds numpy (optuna), which takes 0 .. 2**32 - 1 only.
+            self.at_most(search.seed, MAX_SEED, ("search", "seed"), "(numpy seeds)")
+            if search.max_iterations is not None:
+                self.at_most(search.max_iterations, MAX_COUNT, ("search", "max_iterations"), "")
+            if search.max_time is not None:
+                self.at_most(search.max_time, 10**8, ("search", "max_time"), "seconds")
+        if self.recipe.evaluate is not None:
+            for j, metric in enumerate(self.recipe.evaluate.metrics):
+                if isinstance(metric, TimingMetric):
+                    where = ("evaluate", "metrics", j)
+                    for key in ("warmup", "repeat", "samples"):
+                        self.at_most(getattr(metric, key), MAX_RUNS, (*where, key), "")
+                    for key in ("prompt_length", "max_seq_len"):
+                        self.at_most(getattr(metric, key), MAX_LENGTH, (*where, key), "tokens")
+
+    def at_most(self, value: int, limit: int, path: KeyPath, unit: str) -> None:
+        if value > limit:
+            self.add(
+                f"{value} {unit} is beyond any sensible value (at most {limit})".replace("  ", " "),
+                path,
+                f"use a value of at most {limit}",
+            )
+
+    # -- the local model's layers ------------------------------------------------------------
+    def model_layers(self) -> ModelLayers | None:
+        """The layers of a local model folder (from its safetensors headers), else None."""
+        if not hasattr(self, "_layers"):
+            kind, value = classify_model_path(self.recipe.model.path, self.loaded.base_dir)
+            self._layers = ModelLayers.read(Path(value)) if kind == "local" else None
+        return self._layers
+
+    def check_model_layers(self) -> None:
+        """target_modules and group_size against the local model: a name that matches no
+        layer, or a group size that does not divide a layer, fails only at run time."""
+        layers = self.model_layers()
+        if layers is None:
+            return
+        for i, step in enumerate(self.recipe.steps):
+            if isinstance(step, OlivePassStep):
+                return  # what it does to the layers is unknown
+            if isinstance(step, LoraStep) and step.target_modules and step.method != "qlora":
+                for k, target in enumerate(step.target_modules):
+                    problem = layers.target_problem(target)
+                    if problem is not None:
+                        self.add(problem[0], _step_path(i, step, "target_modules", k), problem[1])
+            if isinstance(step, GptqStep | RtnStep) and step.group_size != -1:
+                embeds = isinstance(step, RtnStep) and step.embeds
+                width = layers.undivided(step.group_size, lm_head=step.lm_head, embeds=embeds)
+                if width is not None:
+                    module, columns = width
+                    self.add(
+                        f"group_size {step.group_size} does not divide the {columns} input "
+                        f'columns of {module} (Olive fails: "in_features {columns} must be '
+                        f'divisible by group_size {step.group_size}")',
+                        _step_path(i, step, "group_size"),
+                        f"use -1 or a power of two that divides {columns}",
+                    )
+
+    # -- genai_config search -----------------------------------------------------------------
+    def check_genai_search(self) -> None:
+        """Settings onnxruntime-genai accepts one by one but fails on together, or against
+        the model (all seen when generating with the tiny model, genai 0.14.1)."""
+        for i, step in enumerate(self.recipe.steps):
+            if not isinstance(step, GenaiMetadataStep):
+                continue
+            search = step.search
+            where = ("steps", i, step.type, "search")
+            if search.get("past_present_share_buffer"):
+                self.add(
+                    "past_present_share_buffer needs a model-builder graph; the `onnx` export "
+                    "concatenates its KV cache, and genai fails on the first prompt",
+                    (*where, "past_present_share_buffer"),
+                    "remove it (or build with `model_builder` instead)",
+                )
+            if search.get("do_sample") and search.get("num_beams", 1) > 1:
+                self.add(
+                    'do_sample with num_beams > 1: genai refuses it ("TopK and TopP cannot be '
+                    'used with a beam search")',
+                    (*where, "num_beams"),
+                    "use `num_beams: 1` with sampling, or `do_sample: false` with beams",
+                )
+            config = self.model_config()
+            context = config.get("max_position_embeddings")
+            if isinstance(context, int) and search.get("max_length", 0) > context:
+                self.add(
+                    f"max_length {search['max_length']} is beyond the model's context length "
+                    f'{context} (genai: "max_length cannot be greater than model '
+                    'context_length")',
+                    (*where, "max_length"),
+                    f"use a max_length of at most {context}",
+                )
+            vocab = config.get("vocab_size")
+            if isinstance(vocab, int) and search.get("top_k", 0) > vocab:
+                self.add(
+                    f"top_k {search['top_k']} is beyond the model's vocabulary of {vocab} "
+                    "tokens (genai aborts when sampling)",
+                    (*where, "top_k"),
+                    f"use a top_k of at most {vocab}",
+                )
+
+    def model_config(self) -> dict[str, object]:
+        """config.json of a local model folder, else {}."""
+        kind, value = classify_model_path(self.recipe.model.path, self.loaded.base_dir)
+        if kind != "local":
+            return {}
+        try:
+            config = json.loads((Path(value) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return config if isinstance(config, dict) else {}
+
 
 def check_rules(loaded: LoadedRecipe) -> list[Problem]:
     """All cross-field problems of a type-valid recipe, in file order."""
@@ -528,4 +819,10 @@ def check_rules(loaded: LoadedRecipe) -> list[Problem]:
     checker.check_data()
     checker.check_steps()
     checker.check_search()
+    checker.check_pass_names()
+    checker.check_data_names()
+    checker.check_cache()
+    checker.check_numbers()
+    checker.check_model_layers()
+    checker.check_genai_search()
     return sorted(checker.problems, key=lambda p: p.line or 0)

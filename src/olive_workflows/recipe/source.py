@@ -326,6 +326,54 @@ def _measure(root: yaml.Node, file: Path) -> Problem | None:
     return None
 
 
+# Torch, numpy, pyarrow and onnx hold integers in 64 bits and floats mostly in 32.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+FLOAT32_MAX = 3.4028234663852886e38
+
+# Plain scalars that YAML 1.1 (PyYAML, what reads recipes), YAML 1.2 and JSON all read the
+# same way. Any other plain scalar that PyYAML turns into a number or a boolean is read
+# differently elsewhere (`010` is 8 here and 10 in YAML 1.2, `1:30` is 90, `no` is false).
+_PORTABLE_BOOL = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
+_PORTABLE_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_PORTABLE_FLOAT = re.compile(r"-?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
+def yaml11_trap(text: str, value: bool | int | float) -> tuple[str, str] | None:
+    """(message, fix) when YAML 1.1 turned the plain scalar `text` into `value` by a rule
+    that YAML 1.2 and JSON do not share; None for portable forms."""
+    if isinstance(value, bool):
+        if text in _PORTABLE_BOOL:
+            return None
+        word = "true" if value else "false"
+        return (
+            f"`{text}` is read as {word} here (a YAML 1.1 boolean) but as text by YAML 1.2",
+            f'write `{word}`, or "{text}" if you mean text',
+        )
+    portable = _PORTABLE_INT if isinstance(value, int) else _PORTABLE_FLOAT
+    if portable.fullmatch(text):
+        return None
+    digits = text.lstrip("+-").replace("_", "")
+    meant: int | float = value
+    if ":" in text:
+        how = "a base-60 number"
+    elif digits[:2].lower() == "0x":
+        how = "a hexadecimal number"
+    elif digits[:2].lower() == "0b":
+        how = "a binary number"
+    elif isinstance(value, int) and len(digits) > 1 and digits.startswith("0"):
+        how = "an octal number"
+        meant = int(text.replace("_", ""), 10)  # what the digits say in decimal
+    elif "_" in text:
+        how = "a number with `_` separators"
+    else:
+        how = "a number with a `+` sign"
+    return (
+        f"`{text}` is read as {value} here ({how} in YAML 1.1) but differently by YAML 1.2 "
+        "and JSON",
+        f'write {meant}, or "{text}" if you mean text',
+    )
+
+
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("map", "seq", "set", "omap", "pairs")
 )
@@ -406,6 +454,29 @@ class _Builder:
                 line,
                 "write a finite number (or quote it if you meant text)",
             )
+        elif isinstance(value, bool | int | float):  # plain, or quoted with an explicit tag
+            trap = yaml11_trap(node.value, value)
+            if trap is not None:
+                self.add(trap[0], path, line, trap[1])
+            elif (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and not (INT64_MIN <= value <= INT64_MAX)
+            ):
+                self.add(
+                    f"{node.value} does not fit in 64 bits (torch, numpy and Olive's JSON "
+                    "readers overflow)",
+                    path,
+                    line,
+                    f"use a value between {INT64_MIN} and {INT64_MAX}",
+                )
+            elif isinstance(value, float) and abs(value) > FLOAT32_MAX:
+                self.add(
+                    f"{node.value} is beyond the float32 range (it becomes inf in torch)",
+                    path,
+                    line,
+                    f"use a value of at most {FLOAT32_MAX:.3e} in size",
+                )
         elif isinstance(value, str) and "\x00" in value:
             self.add(
                 "text contains a NUL character (`\\0`), which no path or setting can hold",

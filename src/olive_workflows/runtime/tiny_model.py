@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from olive_workflows.runtime.model_folder import (
+    build_into,
+    check_target,
+    is_complete,
+    write_marker,
+)
 
 MARKER_FILE = "olive-workflows-tiny.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -37,7 +41,8 @@ def build_tiny_model(out_dir: Path, data_file: Path | None = None, *, force: boo
     The tokenizer is a byte-level BPE trained on `data_file` (default: the bundled travel
     set). The same inputs and package versions give identical bytes in every file. An
     `out_dir` that already holds the complete tiny model is returned untouched unless
-    `force`; any other non-empty `out_dir` is refused unless `force`.
+    `force`; any other non-empty `out_dir` is refused unless `force`, and even then only
+    the model's own files are written into it: nothing else in the folder is deleted.
 
     Example: `build_tiny_model(Path("models/tiny-phi3"))`
     """
@@ -45,46 +50,19 @@ def build_tiny_model(out_dir: Path, data_file: Path | None = None, *, force: boo
     data_file = Path(data_file) if data_file is not None else _default_data_file()
     if not force and is_tiny_model(out_dir):
         return out_dir
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"{out_dir}: exists and is not a folder; pick another path")
-    if not force and out_dir.exists() and any(out_dir.iterdir()):
-        raise FileExistsError(
-            f"{out_dir}: exists and is not a complete olive-workflows tiny model; "
-            "remove it, pick another folder, or pass force=True to replace it"
-        )
+    check_target(out_dir, "olive-workflows tiny model", force=force)
     texts = _training_texts(data_file)
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename at the end, so an interrupted build never leaves
-    # a folder that looks finished.
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
-    try:
-        staging.chmod(0o755)  # mkdtemp's 0700 would otherwise survive the rename
-        _write_model(staging, texts)
-        _replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out_dir
+    return build_into(
+        out_dir,
+        lambda folder: _write_model(folder, texts),
+        marker_name=MARKER_FILE,
+        complete=is_tiny_model,
+    )
 
 
 def is_tiny_model(model_dir: Path) -> bool:
     """True when `model_dir` holds a complete, unmodified model made by `build_tiny_model`."""
-    marker_path = Path(model_dir) / MARKER_FILE
-    try:
-        marker = json.loads(marker_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(marker, dict) or marker.get("kind") != _MARKER_KIND:
-        return False
-    files = marker.get("files")
-    if not isinstance(files, dict) or WEIGHTS_FILE not in files:
-        return False
-    for name, digest in files.items():
-        path = Path(model_dir) / name
-        if not path.is_file() or _sha256(path) != digest:
-            return False
-    return True
+    return is_complete(model_dir, MARKER_FILE, _MARKER_KIND, WEIGHTS_FILE)
 
 
 def _default_data_file() -> Path:
@@ -201,33 +179,4 @@ def _write_model(folder: Path, texts: list[str]) -> None:
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
 
-    files = {}
-    for path in sorted(folder.iterdir()):
-        path.chmod(0o644)  # safetensors writes 0600; a shared model should be world-readable
-        files[path.name] = _sha256(path)
-    marker = {"kind": _MARKER_KIND, "weights_sha256": files[WEIGHTS_FILE], "files": files}
-    (folder / MARKER_FILE).write_text(
-        json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    if not target.exists():
-        try:
-            staging.rename(target)
-        except OSError:
-            # Another process finished the same build first (e.g. parallel test workers).
-            if not is_tiny_model(target):
-                raise
-            shutil.rmtree(staging, ignore_errors=True)
-        return
-    # Move the old folder aside first: rename cannot replace a non-empty directory.
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    retired.rmdir()
-    target.rename(retired)
-    staging.rename(target)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    write_marker(folder, MARKER_FILE, _MARKER_KIND, WEIGHTS_FILE)

@@ -184,15 +184,20 @@ if __name__ == "__main__":
 
 
 def _write_workflow_folder(
-    config: Mapping[str, Any], run_info: RunInfo | None, staging_dir: Path | None
+    config: Mapping[str, Any],
+    run_info: RunInfo | None,
+    staging_dir: Path | None,
+    extra_files: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write workflow.json, bind_paths.py (and the run record) to a folder named by a hash."""
+    """Write workflow.json, bind_paths.py (and the run record, and `extra_files`: the
+    tracking script) to a folder named by a hash."""
     files = {
         WORKFLOW_FILE: json.dumps(config, indent=2, sort_keys=True) + "\n",
         BIND_SCRIPT: _BIND_SOURCE,
     }
     if run_info is not None:
         files[RUN_INFO_FILE] = json.dumps(dataclasses.asdict(run_info), indent=2) + "\n"
+    files.update(extra_files or {})
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
     root = staging_dir or Path(tempfile.gettempdir()) / "olive-workflows-jobs"
     folder = root.resolve() / digest

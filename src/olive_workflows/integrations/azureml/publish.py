@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from olive_workflows.integrations.azureml.errors import AzureMLError, _translated
-from olive_workflows.integrations.azureml.runinfo import RunInfo, _check_finished_run, _tool_version
+from olive_workflows.integrations.azureml.runinfo import (
+    RUN_INFO_FILE,
+    RunInfo,
+    _check_finished_run,
+    _check_folder,
+    _tool_version,
+    read_run_info,
+    run_info_from_recipe,
+)
 from olive_workflows.integrations.azureml.upload import _default_datastore, _upload
 from olive_workflows.integrations.azureml.workspace import Workspace, _require_azure, _session
 
@@ -35,6 +44,90 @@ class PublishResult:
     path: str  # the datastore folder that holds the files
 
 
+@dataclass(frozen=True)
+class PublishPlan:
+    """What `publish` will register, decided before anything is contacted."""
+
+    name: str
+    version: str | None
+    info: RunInfo  # the asset's tags and description
+    tags: dict[str, str]  # the recipe's publish.tags
+    block: dict[str, Any]  # the recipe's publish: block (workspace coordinates)
+    format: str  # runinfo.FORMATS key: onnx-genai, onnx, pytorch
+    notes: list[str]  # what the user should know about where the values came from
+
+
+def plan_publish(
+    output_dir: Path,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    recipe: Path | None = None,
+) -> PublishPlan:
+    """Name, version, tags and workspace block for publishing `output_dir`.
+
+    The recipe is `recipe` if given, else the one recorded in the folder's run record. Its
+    `publish:` block gives defaults; when the folder has no run record, the recipe also
+    gives the tags (name, steps, target), which is what `recipe` is for.
+    """
+    _check_folder(output_dir)
+    notes: list[str] = []
+    recorded = _recorded_recipe(output_dir)
+    parsed = None
+    if recipe is not None:
+        parsed = _parse_recipe(recipe)
+        if recorded is not None and Path(recorded).resolve() != recipe.resolve():
+            notes.append(
+                f"{output_dir} was made by {recorded}; its publish: defaults come from "
+                f"--recipe {recipe}"
+            )
+    elif recorded is not None and Path(recorded).is_file():
+        parsed = _parse_recipe(Path(recorded))
+    fallback = run_info_from_recipe(parsed) if recipe is not None and parsed else None
+    info = read_run_info(output_dir, fallback)
+    if fallback is not None and info is fallback:
+        notes.append(f"{output_dir} has no {RUN_INFO_FILE}: its tags come from --recipe {recipe}")
+    block = parsed.publish.model_dump() if parsed is not None and parsed.publish else {}
+    name = name or block.get("name")
+    if not name:
+        gone = (
+            f" (the recipe that made it, {recorded}, no longer exists: pass --recipe)"
+            if recorded is not None and parsed is None
+            else ""
+        )
+        raise AzureMLError(
+            f"no asset name; pass --name, or set `publish: {{name: ...}}` in the recipe{gone}"
+        )
+    fmt = _check_finished_run(output_dir, info)
+    return PublishPlan(
+        name=name,
+        version=version or block.get("version"),
+        info=info,
+        tags=dict(block.get("tags") or {}),
+        block=block,
+        format=fmt,
+        notes=notes,
+    )
+
+
+def _recorded_recipe(output_dir: Path) -> str | None:
+    try:
+        record = json.loads((output_dir / RUN_INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    recipe = record.get("recipe") if isinstance(record, dict) else None
+    return recipe if isinstance(recipe, str) and recipe else None
+
+
+def _parse_recipe(path: Path) -> Any:
+    """The recipe's typed model (types only: its data files need not exist any more)."""
+    from olive_workflows.recipe.parse import parse_recipe
+    from olive_workflows.recipe.source import load_yaml
+
+    data, source = load_yaml(path.expanduser().absolute())
+    return parse_recipe(data, source)
+
+
 def build_model_asset(
     output_dir: Path,
     name: str,
@@ -49,8 +142,8 @@ def build_model_asset(
     so what `--dry-run` prints and what `publish` sends cannot drift apart.
     """
     output_dir = output_dir.resolve()
-    _check_finished_run(output_dir)
-    return _load_model(_model_spec(str(output_dir), name, version, info, extra_tags))
+    fmt = _check_finished_run(output_dir, info)
+    return _load_model(_model_spec(str(output_dir), name, version, info, extra_tags, fmt=fmt))
 
 
 def model_asset_yaml(model: Model) -> str:
@@ -66,6 +159,8 @@ def _model_spec(
     version: str | None,
     info: RunInfo,
     extra_tags: Mapping[str, str] | None,
+    *,
+    fmt: str,
 ) -> dict[str, Any]:
     if not _NAME.match(name):
         raise AzureMLError(
@@ -82,6 +177,7 @@ def _model_spec(
         "olive_version": info.olive_version,
         "steps": ",".join(info.steps),
         "target": info.target,
+        "format": fmt,  # onnx-genai, onnx or pytorch (runinfo.FORMATS)
         "created_by": f"olive-workflows {_tool_version()}",
         **dict(extra_tags or {}),
     }
@@ -128,6 +224,7 @@ def publish_model(
     """
     output_dir = output_dir.resolve()
     build_model_asset(output_dir, name, version, info, extra_tags=extra_tags)  # checks first
+    fmt = _check_finished_run(output_dir, info)
     from azure.core.exceptions import ResourceExistsError
 
     hint = "check --subscription, --resource-group and --workspace"
@@ -138,7 +235,7 @@ def publish_model(
         datastore = _default_datastore(client)
         version = _free_version(client, name, version, workspace)
         remote_path = _upload(output_dir, datastore, token, transport)
-        spec = _model_spec(remote_path, name, version, info, extra_tags)
+        spec = _model_spec(remote_path, name, version, info, extra_tags, fmt=fmt)
         try:
             created = client.models.create_or_update(_load_model(spec))
         except ResourceExistsError as err:  # published by someone else since we looked

@@ -16,6 +16,11 @@ from olive_workflows.integrations.azureml.jobplan import (
     _JobPlan,
     _write_workflow_folder,
 )
+from olive_workflows.integrations.azureml.jobtrack import (
+    TRACK_PIP_PACKAGES,
+    track_command,
+    track_files,
+)
 from olive_workflows.integrations.azureml.runinfo import RUN_INFO_FILE, RunInfo, _tool_version
 from olive_workflows.integrations.azureml.upload import _default_datastore, _upload
 from olive_workflows.integrations.azureml.workspace import Workspace, _require_azure, _session
@@ -55,6 +60,7 @@ DEFAULT_PIP_PACKAGES = (
     "optuna",
     "torchmetrics",
     "requests",
+    "gguf>=0.16",
 )
 
 
@@ -75,6 +81,7 @@ def build_command_job(
     *,
     run_info: RunInfo | None = None,
     staging_dir: Path | None = None,
+    track: Mapping[str, Any] | None = None,
 ) -> Command:
     """The Azure ML command job that runs `rendered_config` with `olive run --config`.
 
@@ -85,8 +92,9 @@ def build_command_job(
     `${{inputs.x}}` placeholders where those paths were; bind_paths.py (next to it)
     swaps in the mount paths Azure ML passes on the command line before Olive starts.
     With `run_info`, the job also leaves olive-workflows.json in its output, so that
-    `publish` can tag the downloaded folder. The folder is written under `staging_dir`
-    (default: the system temp folder).
+    `publish` can tag the downloaded folder. With `track` (parameters, tags and the recipe,
+    see jobtrack.py), the job then logs to the MLflow run Azure ML opened for it. The folder
+    is written under `staging_dir` (default: the system temp folder).
     """
     if not compute or not compute.strip():
         raise AzureMLError("no compute given; pass --compute <cluster name>")
@@ -98,7 +106,9 @@ def build_command_job(
         )
     plan = _JobPlan()
     config = plan.rewrite(dict(rendered_config))
-    folder = _write_workflow_folder(config, run_info, staging_dir)
+    folder = _write_workflow_folder(
+        config, run_info, staging_dir, track_files(track) if track is not None else None
+    )
     workflow_id = str(rendered_config.get("workflow_id") or "olive-workflow")
     binds = [f"inputs.{n}=${{{{inputs.{n}}}}}" for n in plan.inputs] + [
         f"outputs.{n}=${{{{outputs.{n}}}}}" for n in ("output", "cache")
@@ -113,12 +123,14 @@ def build_command_job(
     )
     if run_info is not None:
         command += f" && cp ${{{{inputs.workflow}}}}/{RUN_INFO_FILE} ${{{{outputs.output}}}}/"
+    if track is not None:
+        command += " && " + track_command("${{inputs.workflow}}", "${{outputs.output}}")
     spec: dict[str, Any] = {
         "type": "command",
         "display_name": workflow_id,
         "experiment_name": experiment or DEFAULT_EXPERIMENT,
         "compute": compute if compute.startswith("azureml:") else f"azureml:{compute}",
-        "environment": _environment_spec(environment),
+        "environment": _environment_spec(environment, track=track is not None),
         "command": command,
         "inputs": {"workflow": {"type": "uri_folder", "path": str(folder)}, **plan.inputs},
         "outputs": {
@@ -176,8 +188,9 @@ def submit_job(
     return SubmitResult(name=str(created.name), studio_url=created.studio_url)
 
 
-def _environment_spec(environment: str | None) -> str | dict[str, Any]:
+def _environment_spec(environment: str | None, *, track: bool = False) -> str | dict[str, Any]:
     if environment is None:
+        pip = [*DEFAULT_PIP_PACKAGES, *(TRACK_PIP_PACKAGES if track else ())]
         return {
             "image": DEFAULT_IMAGE,
             "conda_file": {
@@ -186,7 +199,7 @@ def _environment_spec(environment: str | None) -> str | dict[str, Any]:
                 "dependencies": [
                     f"python={DEFAULT_PYTHON}",
                     "pip",
-                    {"pip": list(DEFAULT_PIP_PACKAGES)},
+                    {"pip": pip},
                 ],
             },
         }

@@ -132,6 +132,12 @@ def _require_azure() -> None:
     experimental = logging.getLogger("azure.ai.ml._utils._experimental")
     if not experimental.level:
         experimental.setLevel(logging.ERROR)
+    # DefaultAzureCredential logs every credential it tried (a dozen lines, at WARNING) when
+    # none works, which Python prints to stderr when nobody configured logging; the
+    # AzureMLError that follows says it in one line with the fix
+    identity = logging.getLogger("azure.identity")
+    if not identity.level and not logging.getLogger().handlers:
+        identity.setLevel(logging.ERROR)
 
 
 @contextmanager

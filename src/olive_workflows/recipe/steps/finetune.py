@@ -8,7 +8,17 @@ from pydantic import Field
 
 from olive_workflows.recipe.steps.base import Identifier, SearchList, Step
 
-Rank = Annotated[int, Field(ge=1)]
+# Upper bounds: beyond them a value is a typo (an extra digit), not a setting. A rank above
+# 4096 is wider than the layers of any model this tool targets; 10 million steps is months.
+MAX_RANK = 4096
+MAX_STEPS = 10_000_000
+MAX_EPOCHS = 10_000
+MAX_BATCH = 4096
+# transformers.set_seed hands the seed to numpy, which takes 0 .. 2**32 - 1 only
+# (transformers/trainer_utils.py:104, `np.random.seed(seed)`).
+MAX_SEED = 2**32 - 1
+
+Rank = Annotated[int, Field(ge=1, le=MAX_RANK)]
 Alpha = Annotated[float, Field(gt=0)]
 Dropout = Annotated[float, Field(ge=0, lt=1)]
 LearningRate = Annotated[float, Field(gt=0)]
@@ -54,15 +64,20 @@ class LoraStep(Step):
     dropout: Dropout | SearchList[Dropout] = Field(
         default=0.05, description="Dropout on the adapter (Olive: lora_dropout)."
     )
-    target_modules: list[str] | None = Field(
+    target_modules: list[Annotated[str, Field(min_length=1)]] | None = Field(
         default=None,
+        min_length=1,
         description="Modules to adapt; default: PEFT's mapping for the architecture "
         "(Phi-3: qkv_proj, o_proj).",
     )
-    max_steps: int | None = Field(default=None, ge=1, description="Training steps.")
-    epochs: float | None = Field(default=None, gt=0, description="Training epochs.")
-    batch_size: int = Field(default=1, ge=1, description="Per-device train batch size.")
-    gradient_accumulation_steps: int = Field(default=1, ge=1, description="Accumulation steps.")
+    max_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, description="Training steps.")
+    epochs: float | None = Field(default=None, gt=0, le=MAX_EPOCHS, description="Training epochs.")
+    batch_size: int = Field(
+        default=1, ge=1, le=MAX_BATCH, description="Per-device train batch size."
+    )
+    gradient_accumulation_steps: int = Field(
+        default=1, ge=1, le=MAX_BATCH, description="Accumulation steps."
+    )
     learning_rate: LearningRate | SearchList[LearningRate] = Field(
         default=2e-4, description="Learning rate."
     )
@@ -70,10 +85,12 @@ class LoraStep(Step):
         default=None,
         description="Training dtype; default float32 on CPU, bfloat16 on GPU.",
     )
-    seed: int = Field(default=0, ge=0, description="Training seed.")
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, description="Training seed.")
     training_args: dict[str, TrainingValue] = Field(
         default_factory=dict,
-        description="Other transformers TrainingArguments (checked by `validate`).",
+        description="Other transformers TrainingArguments: names and value types are "
+        "checked by `validate` against transformers; the step's own keys (max_steps, "
+        "learning_rate, ...) go on the step, not here.",
     )
     # method-specific
     quant_type: Literal["nf4", "fp4"] | None = Field(

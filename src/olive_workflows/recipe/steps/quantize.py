@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from olive_workflows.recipe.steps.base import Identifier, Step
+
+
+def _group_size(value: int) -> int:
+    # Olive packs Gptq/Rtn weights into its QuantLinear, which takes -1 or a power of two
+    # of at least 16 (olive/common/quant/nn.py:56); its Gptq prunes 0 silently (gptq.py:74).
+    if value != -1 and (value < 16 or value & (value - 1)):
+        raise ValueError(
+            f"group_size {value} is not -1 or a power of two of at least 16; use -1 (per "
+            "channel) or 16, 32, 64, 128, ..."
+        )
+    return value
+
+
+GroupSize = Annotated[int, Field(ge=-1, le=65536), AfterValidator(_group_size)]
 
 
 class AwqStep(Step):
@@ -52,7 +66,7 @@ class GptqStep(Step):
 
     type: Literal["gptq"] = "gptq"
     bits: Literal[4, 8] = Field(default=4, description="Weight bits.")
-    group_size: int = Field(default=128, ge=-1, description="Group size; -1 for per-channel.")
+    group_size: GroupSize = Field(default=128, description="Group size; -1 for per-channel.")
     symmetric: bool = Field(default=False, description="Symmetric quantization (Olive: sym).")
     damp_percent: float = Field(default=0.01, gt=0, lt=1, description="Hessian dampening.")
     desc_act: bool | None = Field(
@@ -72,7 +86,7 @@ class RtnStep(Step):
 
     type: Literal["rtn"] = "rtn"
     bits: Literal[4, 8] = Field(default=4, description="Weight bits.")
-    group_size: int = Field(default=128, ge=-1, description="Group size; -1 for per-channel.")
+    group_size: GroupSize = Field(default=128, description="Group size; -1 for per-channel.")
     symmetric: bool = Field(default=False, description="Symmetric quantization (Olive: sym).")
     lm_head: bool = Field(default=False, description="Quantize lm_head too.")
     embeds: bool = Field(default=False, description="Quantize the embeddings too.")
