@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "olive_workflows"
 LAYERS: list[set[str]] = [
     {"cli"},
     {"api"},
-    {"importer", "integrations"},
+    {"importer", "integrations", "report"},
     {"engine", "runtime"},
     {"render"},
     {"recipe"},

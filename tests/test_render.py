@@ -190,6 +190,7 @@ def test_every_command_has_help_with_examples() -> None:
         "publish",
         "submit",
         "import",
+        "report",
     ):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0, command

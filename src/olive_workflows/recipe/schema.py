@@ -19,28 +19,50 @@ Provider = Literal[
     "CPUExecutionProvider",
     "CUDAExecutionProvider",
     "TensorrtExecutionProvider",
+    "NvTensorRTRTXExecutionProvider",
     "DmlExecutionProvider",
     "QNNExecutionProvider",
     "OpenVINOExecutionProvider",
     "WebGpuExecutionProvider",
+    "ROCMExecutionProvider",
+    "MIGraphXExecutionProvider",
+    "JsExecutionProvider",
+    "VitisAIExecutionProvider",
 ]
 DEFAULT_PROVIDER: dict[str, str] = {
     "cpu": "CPUExecutionProvider",
     "gpu": "CUDAExecutionProvider",
     "npu": "QNNExecutionProvider",
 }
+# Olive 0.13's own table (olive/hardware/constants.py:53-73, DEVICE_TO_EXECUTION_PROVIDERS)
+# plus the CPU provider, which Olive accepts on every device (olive/hardware/accelerator.py:81-82,
+# get_managed_supported_execution_providers). tests/test_import.py compares the two.
 ALLOWED_PROVIDERS: dict[str, frozenset[str]] = {
     "cpu": frozenset({"CPUExecutionProvider", "OpenVINOExecutionProvider"}),
     "gpu": frozenset(
         {
+            "CPUExecutionProvider",
             "CUDAExecutionProvider",
             "TensorrtExecutionProvider",
+            "NvTensorRTRTXExecutionProvider",
             "DmlExecutionProvider",
+            "QNNExecutionProvider",
             "WebGpuExecutionProvider",
+            "OpenVINOExecutionProvider",
+            "ROCMExecutionProvider",
+            "MIGraphXExecutionProvider",
+            "JsExecutionProvider",
+        }
+    ),
+    "npu": frozenset(
+        {
+            "CPUExecutionProvider",
+            "QNNExecutionProvider",
+            "DmlExecutionProvider",
+            "VitisAIExecutionProvider",
             "OpenVINOExecutionProvider",
         }
     ),
-    "npu": frozenset({"QNNExecutionProvider", "OpenVINOExecutionProvider"}),
 }
 
 
@@ -59,8 +81,10 @@ class ModelSpec(StrictModel):
     task: str = Field(
         default="text-generation-with-past", description="Hugging Face task of the model."
     )
-    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] = Field(
-        default="eager", description="Attention kernel used while loading the PyTorch model."
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
+        default="eager",
+        description="Attention kernel used while loading the PyTorch model; `null` leaves it "
+        "unset, so that transformers picks one when the model is loaded.",
     )
 
 
@@ -249,6 +273,31 @@ class Recipe(StrictModel):
         default="info", description="Olive's log level."
     )
     publish: Publish | None = Field(default=None, description="Azure ML publishing defaults.")
+    track: Track | None = Field(
+        default=None,
+        description="Log every run to MLflow: recipe, config, parameters, metrics, report "
+        "(needs the `track` extra; `run --no-track` skips it once).",
+    )
+
+
+class Track(StrictModel):
+    """Log every run to MLflow (`olive-workflows run --track` does it without this block)."""
+
+    uri: str | None = Field(
+        default=None,
+        min_length=1,
+        description="MLflow tracking URI (`http://host:5000`, `sqlite:///runs.db`, "
+        "`databricks`, `azureml://...`), or a folder relative to the recipe for a local store "
+        "(an SQLite database and the artifacts in it). Default: $MLFLOW_TRACKING_URI, else "
+        "`mlruns` beside the recipe.",
+    )
+    experiment: str | None = Field(
+        default=None, min_length=1, description="Experiment name (default: the recipe name)."
+    )
+    run_name: str | None = Field(
+        default=None, min_length=1, description="Run name (default: recipe name and time)."
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on the run.")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from olive_workflows.recipe.steps import (
     GenaiMetadataStep,
     GptqStep,
     LoraStep,
+    MergeAdaptersStep,
+    ModelBuilderStep,
     OnnxStep,
     OptimizeStep,
     Step,
@@ -131,6 +133,8 @@ class _Builder:
             "attn_implementation": model.attn_implementation,
             "trust_remote_code": model.trust_remote_code,
         }
+        if model.attn_implementation is None:  # unset: transformers picks one at load time
+            del load_kwargs["attn_implementation"]
         if any(isinstance(s, AwqStep) for s in self.recipe.steps):
             # AutoAWQ saves its checkpoint with use_cache=false; every later load would then
             # export a graph without present.* outputs, which onnxruntime-genai refuses.
@@ -222,6 +226,8 @@ class _Builder:
                 # Olive searches unset int4_* parameters in search mode: pin them.
                 "pin": "DEFAULT_VALUE" if self.recipe.search is not None else None,
             }
+        if isinstance(step, ModelBuilderStep):
+            return {"extra_options": self.builder_options(i, step) or None}
         if isinstance(step, ExtractAdaptersStep):
             lora = next(s for s in reversed(self.recipe.steps[:i]) if isinstance(s, LoraStep))
             return {"adapter_type": {"lora": "lora", "qlora": "lora"}.get(lora.method, lora.method)}
@@ -241,6 +247,26 @@ class _Builder:
                 ),
             }
         return {}
+
+    def builder_options(self, i: int, step: ModelBuilderStep) -> dict[str, Any]:
+        """extra_options for ModelBuilder. With an adapter on an int4 build, the LoRA MatMuls
+        are left out of the int4 quantization by node name (genai's builder quantizes the
+        whole graph at the end; its names: /model/layers.N/{attn,mlp}/X_proj/lora_{A,B}/MatMul),
+        so the adapter stays float, like the graph's float inputs genai binds it to."""
+        options: dict[str, Any] = {}
+        adapter = any(isinstance(s, LoraStep) for s in self.recipe.steps[:i]) and not any(
+            isinstance(s, MergeAdaptersStep) for s in self.recipe.steps[:i]
+        )
+        if adapter and step.precision == "int4" and step.adapter_precision == "float":
+            layers = _layer_count(self.recipe.model.path, self.base)
+            options["int4_nodes_to_exclude"] = [
+                f"/model/layers.{layer}/{block}/{proj}_proj/lora_{ab}/MatMul"
+                for layer in range(layers)
+                for block, projs in (("attn", "qkvo"), ("mlp", ("gate", "up", "down")))
+                for proj in projs
+                for ab in "AB"
+            ]
+        return {**options, **step.extra_options}
 
     def longrope_script(self, step: OnnxStep) -> str | None:
         """The LongRoPE export patch as the conversion's user_script, where it may be needed."""
@@ -355,6 +381,22 @@ class _Builder:
             # only the random and tpe samplers take a seed
             "seed": search.seed if search.sampler != "sequential" else None,
         }
+
+
+# Layers to name when the model's config cannot be read (a hub id, offline): more than any
+# small language model has; names of layers that do not exist match nothing.
+_DEFAULT_LAYERS = 64
+
+
+def _layer_count(model_path: str, base: Path) -> int:
+    kind, value = classify_model_path(model_path, base)
+    if kind == "local":
+        try:
+            config = json.loads((Path(value) / "config.json").read_text(encoding="utf-8"))
+            return int(config["num_hidden_layers"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return _DEFAULT_LAYERS
 
 
 def uses_longrope(model_dir: Path) -> bool:

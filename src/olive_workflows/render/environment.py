@@ -112,3 +112,14 @@ def write_materialized(rendered: RenderedWorkflow) -> list[Path]:
         atomic_write(item.path, item.content)
         written.append(item.path)
     return written
+
+
+def input_files(rendered: RenderedWorkflow) -> list[Path]:
+    """The user's files a rendered workflow reads: the recipe and its local data files."""
+    from olive_workflows.core.paths import resolve_path
+
+    loaded = rendered.loaded
+    files = [loaded.path]
+    for ds in loaded.recipe.data.values():
+        files += [resolve_path(f, loaded.base_dir) for f in ds.files or []]
+    return files

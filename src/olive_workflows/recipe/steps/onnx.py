@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, with_config
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from olive_workflows.recipe.steps.base import Step
 
@@ -74,9 +75,54 @@ class ModelBuilderStep(Step):
     exclude_embeds: bool | None = Field(default=None, description="Leave out the embeddings.")
     exclude_lm_head: bool | None = Field(default=None, description="Leave out the LM head.")
     enable_cuda_graph: bool | None = Field(default=None, description="CUDA graph capture.")
+    adapter_precision: Literal["float", "int4"] = Field(
+        default="float",
+        description="With a LoRA adapter and int4 weights: keep the adapter's MatMuls in the "
+        "model's float type (default; the adapter file then holds float weights, as "
+        "onnxruntime-genai's adapter loading expects on every provider) or quantize them to "
+        "int4 with the base (smaller, but the CUDA EP fails without an active adapter).",
+    )
     extra_options: dict[str, ExtraOption] = Field(
         default_factory=dict, description="Builder extra_options (override everything else)."
     )
+
+
+# onnxruntime-genai keeps these settings in C++ `int`s: 2**31 is "out of int32" at load time
+# (random_seed) or a std::bad_alloc when generating (max_length).
+INT32_MAX = 2**31 - 1
+GenaiInt = Annotated[int, Field(le=INT32_MAX)]
+
+
+@with_config(ConfigDict(extra="forbid", strict=True))
+class GenaiSearch(TypedDict, total=False):
+    """genai_config.json `search` settings, typed as onnxruntime-genai 0.14 reads them.
+
+    genai refuses a wrong type or an unknown key when it loads the model ("JSON Error:
+    search:do_sample - Expected a bool"), after Olive has finished. Integers given as floats
+    are truncated silently; the bounds are where generation fails or crashes (num_beams 0
+    is a SIGFPE, max_length -1 a heap corruption, top_p 2 "top_p must be between 0.0 and
+    1.0", batch_size 0 "batch_size must be 1 or greater").
+    """
+
+    do_sample: Annotated[bool, Field(description="Sample (top_k/top_p) instead of greedy.")]
+    early_stopping: Annotated[bool, Field(description="Beam search: stop at num_beams ends.")]
+    past_present_share_buffer: Annotated[
+        bool, Field(description="Share the KV-cache buffer (needs a model-builder graph).")
+    ]
+    max_length: Annotated[GenaiInt, Field(ge=1, description="Prompt + answer tokens, at most.")]
+    min_length: Annotated[GenaiInt, Field(ge=0, description="Answer tokens, at least.")]
+    batch_size: Annotated[GenaiInt, Field(ge=1, description="Sequences per batch.")]
+    num_beams: Annotated[GenaiInt, Field(ge=1, description="Beam width; 1 is no beam search.")]
+    num_return_sequences: Annotated[GenaiInt, Field(ge=1, description="Answers per prompt.")]
+    top_k: Annotated[GenaiInt, Field(ge=0, description="Sample among the k likeliest tokens.")]
+    no_repeat_ngram_size: Annotated[GenaiInt, Field(ge=0, description="Ban repeated n-grams.")]
+    random_seed: Annotated[GenaiInt, Field(ge=-1, description="Sampling seed; -1 is random.")]
+    chunk_size: Annotated[GenaiInt, Field(ge=0, description="Prompt processing chunk size.")]
+    top_p: Annotated[float, Field(ge=0, le=1, description="Nucleus sampling mass.")]
+    temperature: Annotated[float, Field(ge=0, description="Sampling temperature.")]
+    repetition_penalty: Annotated[float, Field(gt=0, description="1.0 is no penalty.")]
+    length_penalty: Annotated[float, Field(description="Beam search length penalty.")]
+    diversity_penalty: Annotated[float, Field(ge=0, description="Beam diversity penalty.")]
 
 
 class GenaiMetadataStep(Step):
@@ -94,9 +140,10 @@ class GenaiMetadataStep(Step):
         default=None,
         description="Precision recorded in the metadata; default matches the ONNX export dtype.",
     )
-    search: dict[str, ExtraOption] = Field(
-        default_factory=dict,
-        description="Generation defaults merged into genai_config.json (e.g. max_length).",
+    search: GenaiSearch = Field(
+        default_factory=GenaiSearch,
+        description="Generation defaults merged into genai_config.json's `search` (e.g. "
+        "max_length); the keys and types onnxruntime-genai reads.",
     )
 
 

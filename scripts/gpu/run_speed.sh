@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Issue 15 on the GPU: our recipe's output against onnxruntime-genai's own builder, CUDA EP,
+# on the Phi-3.5-mini-shaped random-weight model (scripts/bench_speed.py does the work):
+#   1. .dev/big-phi35 (scripts/gpu/make_big.py, tokenizer of the tiny model), as run_all.sh
+#   2. the recipe .dev/speed/phi35-builder-gpu.yaml, written here: workflows/phi35-travel.yaml's
+#      LoRA (r 64, alpha 16, 100 steps, travel data) without the awq step, then
+#      model_builder int4, then extract_adapters; target gpu / CUDAExecutionProvider. It and
+#      the baseline (`python -m onnxruntime_genai.models.builder ... -p int4 -e cuda`, the
+#      recipe's int4 settings) are built in the build environment (genai 0.14.1), at once
+#      (bench_speed.py --build-only --parallel-build) into .dev/speed-work
+#   3. waits for the CUDA-EP runtime (.dev/cudaep, every piece in SHA256SUMS, up to
+#      CUDAEP_WAIT s, 900), as run_all.sh does, then times both models on the CUDA EP
+#      (genai-cuda 0.18) in that environment: bench_speed.py --skip-build --device cuda
+# Run:   bash scripts/gpu/run_speed.sh [RESULTS_DIR]     (default .dev/speed-results)
+#        REPEATS=25 (default), SPEED_WORK=.dev/speed-work
+# Writes into RESULTS_DIR: progress.txt, env.json, make_big.json, build.json, build.txt,
+# speed.json (the result), speed.txt (its table and log), logs.tgz (build and worker logs).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/gpu/env.sh
+# The GPU build environment has autoawq, which peft imports when it is installed; autoawq 0.2.9
+# needs transformers' PytorchGELUTanh alias (patches/awq_compat.py) even for a LoRA without AWQ.
+mkdir -p .dev/sitecustom
+printf 'try:\n    from olive_workflows.patches import awq_compat\n    awq_compat.install()\nexcept Exception:\n    pass\n' > .dev/sitecustom/sitecustomize.py
+export PYTHONPATH="$PWD/.dev/sitecustom:$PYTHONPATH"
+R=${1:-.dev/speed-results}
+W=${SPEED_WORK:-.dev/speed-work}
+MODEL=.dev/big-phi35
+RECIPE=.dev/speed/phi35-builder-gpu.yaml
+mkdir -p "$R" .dev/speed
+note() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }
+
+note "start"
+python3 scripts/gpu/env_report.py > "$R/env.json" 2> "$R/env.err"
+[ -f models/tiny-phi3/config.json ] \
+    || python3 -m olive_workflows tiny-model --out models/tiny-phi3 >> "$R/progress.txt" 2>&1
+python3 scripts/gpu/make_big.py "$MODEL" models/tiny-phi3 > "$R/make_big.json" 2> .dev/make_big.log
+rc=$?
+note "make_big rc=$rc $(cat "$R/make_big.json")"
+
+# paths relative to this file (.dev/speed/); bench_speed.py points model, output and cache
+# at its own folders anyway
+cat > "$RECIPE" <<'EOF'
+version: 1
+name: phi35-builder-gpu
+description: phi35-travel's LoRA without AWQ, built by model_builder int4, adapter kept separate.
+model:
+  path: ../big-phi35
+target:
+  device: gpu
+  provider: CUDAExecutionProvider
+data:
+  travel:
+    files: [../../data/data_sample_travel.jsonl]
+    template: "<|user|>\n{prompt}<|end|>\n<|assistant|>\n{response}<|end|>"
+    max_seq_len: 1024
+steps:
+  - lora: {data: travel, r: 64, alpha: 16, max_steps: 100}
+  - model_builder: {precision: int4}
+  - extract_adapters: {}
+cache:
+  dir: cache
+output:
+  dir: out
+EOF
+cp "$RECIPE" "$R/"
+
+if [ -f "$W/build.json" ] && [ -f "$W/ours/genai_config.json" ] && [ -f "$W/builder/genai_config.json" ]; then
+    note "build: reusing $W"
+else
+    python3 scripts/bench_speed.py --build-only --parallel-build --model "$MODEL" \
+        --recipe "$RECIPE" --device cuda --work "$W" > "$R/build.txt" 2>&1
+    rc=$?
+    note "build rc=$rc $(grep -E '_wall_s' "$R/build.txt" | tr -d '\n ')"
+    [ $rc -ne 0 ] && tail -8 "$R/build.txt" >> "$R/progress.txt"
+fi
+cp "$W/build.json" "$R/" 2>/dev/null
+
+note "waiting for .dev/cudaep"
+end=$((SECONDS + ${CUDAEP_WAIT:-900}))
+until (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1); do
+    [ $SECONDS -ge $end ] && break
+    sleep 5
+done
+if ! [ -f "$W/build.json" ]; then
+    note "no timing: the build failed (build.txt)"
+elif (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS); then
+    ( source scripts/gpu/env_cuda_ep.sh \
+      && python3 scripts/bench_speed.py --reuse "$W" --device cuda --repeats "${REPEATS:-25}" \
+           --second-adapter synthetic --out "$R/speed.json" ) > "$R/speed.txt" 2>&1
+    note "speed rc=$?"
+    grep -E '^(Targets|Model load)' "$R/speed.txt" | tee -a "$R/progress.txt"
+    # The same models with CUDA graph capture on (genai_config provider option): hard-linked
+    # copies, only the two genai_config.json files rewritten.
+    rm -rf "$W-graph" && cp -al "$W" "$W-graph"
+    python3 - "$W-graph" <<'PY'
+import json, os, sys
+for name in ("ours", "builder"):
+    path = os.path.join(sys.argv[1], name, "genai_config.json")
+    config = json.load(open(path))
+    options = config["model"]["decoder"]["session_options"].setdefault("provider_options", [])
+    cuda = next((o["cuda"] for o in options if "cuda" in o), None)
+    if cuda is None:
+        cuda = {}
+        options.append({"cuda": cuda})
+    cuda["enable_cuda_graph"] = "1"
+    tmp = path + ".tmp"
+    json.dump(config, open(tmp, "w"), indent=4)
+    os.replace(tmp, path)  # a new file: the hard link to the first run's config is broken
+PY
+    ( source scripts/gpu/env_cuda_ep.sh \
+      && python3 scripts/bench_speed.py --reuse "$W-graph" --device cuda --repeats "${REPEATS:-25}" \
+           --second-adapter none --out "$R/speed-cudagraph.json" ) > "$R/speed-cudagraph.txt" 2>&1
+    note "speed with CUDA graph rc=$?"
+    grep -E '^(Targets|Model load)' "$R/speed-cudagraph.txt" | tee -a "$R/progress.txt"
+else
+    note "no timing: .dev/cudaep incomplete"
+fi
+tar -czf "$R/logs.tgz" -C "$W" --ignore-failed-read \
+    render.log ours-build.log builder-build.log worker-builder.log worker-ours.log \
+    ours.olive.json rendered.json 2>/dev/null
+note "done"
+touch "$R/DONE"

@@ -1,0 +1,340 @@
+"""Quality of an output: held-out response perplexity through onnxruntime-genai (base and each
+adapter), the same for the PyTorch model it came from, logit agreement, and greedy answers."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The lab's question, then two of a different kind: what every report answers, side by side.
+FIXED_PROMPTS = (
+    "what is the best thing to see in chicago",
+    "I have one day in Paris. What should I do?",
+    "What should I pack for a week of hiking in Iceland?",
+)
+_SPLIT = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:\[(?P<start>-?\d*):(?P<stop>-?\d*)\])?$")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One held-out row: the text up to the response, and the whole text."""
+
+    prompt: str
+    full: str
+
+
+@dataclass
+class Score:
+    """Summed negative log-likelihood of the response tokens, and how many there were."""
+
+    nll: float = 0.0
+    tokens: int = 0
+    max_abs_logit_diff: float | None = None
+
+    @property
+    def ppl(self) -> float:
+        return math.exp(self.nll / self.tokens) if self.tokens else float("nan")
+
+    def add(self, nll: float, tokens: int) -> None:
+        self.nll += nll
+        self.tokens += tokens
+
+
+@dataclass
+class Quality:
+    """What `eval` reports; `to_json` is the documented `quality.json` schema."""
+
+    data: dict[str, Any]
+    base: Score
+    adapters: dict[str, Score] = field(default_factory=dict)
+    reference: dict[str, Score] = field(default_factory=dict)
+    answers: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        def score(s: Score) -> dict[str, Any]:
+            out: dict[str, Any] = {"ppl": round(s.ppl, 4), "tokens": s.tokens}
+            if s.max_abs_logit_diff is not None:
+                out["max_abs_logit_diff_vs_onnx"] = s.max_abs_logit_diff
+            return out
+
+        return {
+            "data": self.data,
+            "base": score(self.base),
+            "adapters": {name: score(s) for name, s in self.adapters.items()},
+            "reference": {name: score(s) for name, s in self.reference.items()},
+            "answers": self.answers,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def read_examples(
+    files: Sequence[Path], template: str, split: str = "train", limit: int | None = None
+) -> list[Example]:
+    """Rows of local JSON-lines/JSON files, formatted with a `{prompt}...{response}` template.
+
+    `split` takes the `datasets` slice form (`train`, `train[250:]`, `train[:-38]`) over the
+    rows of all files in order, so the held-out part is exactly the one training left out.
+    """
+    if "{response}" not in template:
+        raise ValueError(f"template {template!r} has no {{response}}: nothing to score")
+    rows: list[dict[str, Any]] = []
+    for path in files:
+        text = Path(path).read_text(encoding="utf-8-sig")
+        if Path(path).suffix == ".json":
+            data = json.loads(text)
+            rows += data if isinstance(data, list) else [data]
+        else:
+            rows += [json.loads(line) for line in text.splitlines() if line.strip()]
+    match = _SPLIT.match(split.replace(" ", ""))
+    if match is None:
+        raise ValueError(f"split {split!r}: use `train` or a slice such as `train[250:]`")
+    start = int(match["start"]) if match["start"] else None
+    stop = int(match["stop"]) if match["stop"] else None
+    rows = rows[start:stop][:limit]
+    head = template.split("{response}", 1)[0]
+    return [
+        Example(prompt=head.format(**row), full=template.format(**row))
+        for row in rows
+        if isinstance(row, dict)
+    ]
+
+
+def _nll(logits: Any, ids: Sequence[int], start: int) -> tuple[float, int]:
+    """NLL of ids[start:] given logits[i] predicting ids[i + 1] (numpy, float64 softmax)."""
+    import numpy as np
+
+    rows = np.asarray(logits[start - 1 : len(ids) - 1], dtype=np.float64)
+    targets = np.asarray(ids[start:])
+    top = rows.max(axis=1, keepdims=True)
+    log_z = (top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))).astype(np.float64)
+    picked = rows[np.arange(len(targets)), targets]
+    return float((log_z - picked).sum()), len(targets)
+
+
+def _split_ids(encode: Any, example: Example) -> tuple[list[int], int]:
+    full = list(encode(example.full))
+    prompt = list(encode(example.prompt))
+    start = len(prompt)
+    # A merge across the boundary would move it; score from the first differing token then.
+    while start > 0 and full[:start] != prompt[:start]:
+        start -= 1
+    return full, max(start, 1)
+
+
+def genai_scores(
+    model_dir: Path,
+    adapters: Mapping[str, Path],
+    examples: Sequence[Example],
+    keep_logits: bool = False,
+) -> tuple[dict[str | None, Score], dict[str | None, list[Any]]]:
+    """Scores through onnxruntime-genai for the base (key None) and each adapter."""
+    import onnxruntime_genai as og
+
+    model = og.Model(str(model_dir))
+    tokenizer = og.Tokenizer(model)
+    loaded = None
+    if adapters:
+        loaded = og.Adapters(model)
+        for adapter_name, path in adapters.items():
+            loaded.load(str(path), adapter_name)
+    scores: dict[str | None, Score] = {}
+    logits_kept: dict[str | None, list[Any]] = {}  # (ids, start, logits) per example
+    names: list[str | None] = [None, *adapters]
+    for name in names:
+        score = scores.setdefault(name, Score())
+        for example in examples:
+            ids, start = _split_ids(tokenizer.encode, example)
+            params = og.GeneratorParams(model)
+            params.set_search_options(max_length=len(ids), do_sample=False)
+            generator = og.Generator(model, params)
+            if name is not None:
+                generator.set_active_adapter(loaded, name)
+            generator.append_tokens(ids)
+            logits = generator.get_output("logits")[0]
+            score.add(*_nll(logits, ids, start))
+            if keep_logits:
+                logits_kept.setdefault(name, []).append((ids, start, logits))
+            del generator
+    return scores, logits_kept
+
+
+def torch_scores(
+    model_path: Path, adapter_path: Path | None, scored: Sequence[tuple[list[int], int, Any]]
+) -> Score:
+    """The PyTorch model's (optionally + PEFT adapter) score on the same token ids, with the
+    largest absolute logit difference from the ONNX logits given alongside each."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model: Any = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32)
+    if adapter_path is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_path))
+    model.eval()
+    score = Score(max_abs_logit_diff=0.0)
+    with torch.no_grad():
+        for ids, start, onnx_logits in scored:
+            logits = model(torch.tensor([ids])).logits[0].float().numpy()
+            score.add(*_nll(logits, ids, start))
+            diff = float(np.abs(logits - np.asarray(onnx_logits, dtype=np.float32)).max())
+            score.max_abs_logit_diff = max(score.max_abs_logit_diff or 0.0, diff)
+    return score
+
+
+def evaluate(
+    model_dir: Path,
+    adapters: Mapping[str, Path],
+    examples: Sequence[Example],
+    *,
+    data: dict[str, Any],
+    reference_model: Path | None = None,
+    reference_adapters: Mapping[str, Path] | None = None,
+    prompts: Iterable[str] = FIXED_PROMPTS,
+    max_new_tokens: int = 48,
+) -> Quality:
+    """Everything `olive-workflows eval` prints (see `Quality.to_json`)."""
+    from olive_workflows.runtime.chat import ChatSession, format_prompt
+
+    started = time.perf_counter()
+    keep = reference_model is not None
+    scores, logits = genai_scores(model_dir, adapters, examples, keep_logits=keep)
+    quality = Quality(
+        data=data,
+        base=scores[None],
+        adapters={name: scores[name] for name in adapters},
+    )
+    if reference_model is not None:
+        quality.reference["pytorch"] = torch_scores(reference_model, None, logits[None])
+        for name, path in (reference_adapters or {}).items():
+            if name in logits:
+                quality.reference[f"pytorch+{name}"] = torch_scores(
+                    reference_model, path, logits[name]
+                )
+    session = ChatSession(model_dir, adapters)
+    for prompt in prompts:
+        text = format_prompt(prompt, model_dir, None)
+        row = {"prompt": prompt, "base": session.generate(text, None, max_new_tokens).text}
+        for name in adapters:
+            row[name] = session.generate(text, name, max_new_tokens).text
+        quality.answers.append(row)
+    quality.seconds = time.perf_counter() - started
+    return quality
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """What to score an output folder on, resolved from its run record and recipe."""
+
+    model_dir: Path
+    adapters: dict[str, Path]
+    examples: list[Example]
+    data: dict[str, Any]
+    reference_model: Path | None
+    reference_adapters: dict[str, Path]
+
+
+def plan_for_output(
+    output_dir: Path,
+    adapters: Mapping[str, Path] | None = None,
+    data: str | None = None,
+    *,
+    reference: bool = True,
+    limit: int | None = None,
+) -> EvalPlan:
+    """Resolve `eval`'s defaults from the output's run record (olive-workflows.json): the
+    recipe's held-out data set (`data`: a data set name, or a .jsonl file formatted with the
+    recipe's training template), every adapter file in the folder, and the PyTorch models.
+    Raises ValueError with the fix when something cannot be found."""
+    from olive_workflows.core.ownership import RUN_MARKER
+    from olive_workflows.core.paths import resolve_path
+    from olive_workflows.recipe.parse import load_recipe
+    from olive_workflows.recipe.steps import LoraStep
+    from olive_workflows.runtime.chat import discover_adapters
+
+    output_dir = Path(output_dir)
+    record_path = output_dir / RUN_MARKER
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"{record_path}: cannot read the run record ({exc}); pass the output folder of "
+            "`olive-workflows run`"
+        ) from None
+    recipe_path = Path(str(record.get("recipe", "")))
+    if not recipe_path.is_file():
+        raise ValueError(
+            f"{output_dir}: its recipe {recipe_path} is gone; eval reads the data sets from it"
+        )
+    loaded = load_recipe(recipe_path)
+    recipe = loaded.recipe
+    lora = next((s for s in recipe.steps if isinstance(s, LoraStep)), None)
+    names = list(recipe.data)
+    chosen: str | None = data or (lora.eval_data if lora is not None else None)
+    if chosen is None:
+        held_out = [n for n in names if n.endswith(("_eval", "_test", "_heldout"))]
+        chosen = held_out[0] if held_out else None
+    if chosen is None:
+        raise ValueError(
+            f"{recipe_path}: no held-out data set to score on (none ends in `_eval`); pass "
+            f"--data with one of: {', '.join(names) or 'none'}, or a .jsonl file"
+        )
+    train = recipe.data[lora.data] if lora is not None else next(iter(recipe.data.values()))
+    if chosen in recipe.data:
+        ds = recipe.data[chosen]
+        if not ds.files or not ds.template:
+            raise ValueError(
+                f"data set `{chosen}`: eval needs local files and a `template` with {{response}}"
+            )
+        files = [resolve_path(f, loaded.base_dir) for f in ds.files]
+        template, split = ds.template, ds.split
+    else:
+        file = Path(chosen)
+        if not file.is_file():
+            raise ValueError(
+                f"--data {chosen}: neither a data set of {recipe_path.name} "
+                f"({', '.join(names)}) nor a file"
+            )
+        if not train.template:
+            raise ValueError(f"{recipe_path}: the training data set has no `template` to use")
+        files, template, split = [file], train.template, "train"
+    examples = read_examples(files, template, split, limit)
+    if not examples:
+        raise ValueError(f"data `{chosen}` (split {split}) has no rows to score")
+    found = dict(adapters) if adapters is not None else discover_adapters(output_dir)
+    found = {name: Path(path).resolve() for name, path in found.items()}
+    pytorch = record.get("pytorch") or {}
+    ref_model = Path(pytorch["model"]) if reference and pytorch.get("model") else None
+    ref_adapters: dict[str, Path] = {}
+    if ref_model is not None and pytorch.get("adapter") and len(found) == 1:
+        ref_adapters[next(iter(found))] = Path(pytorch["adapter"])
+    return EvalPlan(
+        model_dir=output_dir,
+        adapters=found,
+        examples=examples,
+        data={"name": chosen, "split": split, "rows": len(examples)},
+        reference_model=ref_model,
+        reference_adapters=ref_adapters,
+    )
+
+
+def save_quality(output_dir: Path, result: dict[str, Any]) -> Path:
+    """Write `quality.json` into a run's output folder, recorded as the tool's file (the next
+    run replaces it rather than keeping a stale one as the user's)."""
+    from olive_workflows.core.files import atomic_write
+    from olive_workflows.core.ownership import RUN_MARKER, note_written, record_in_marker
+
+    path = Path(output_dir) / "quality.json"
+    text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(path, text)
+    if not record_in_marker(Path(output_dir), RUN_MARKER, path.name):
+        note_written(path, text.encode("utf-8"))
+    return path
