@@ -15,6 +15,7 @@ from tests.conftest import recipe_with_steps
 GPU = "target: {device: gpu}\n"
 LORA = "- lora: {data: travel, max_steps: 2}"
 SEARCH = "search: {}\nevaluate: {metrics: [{type: latency}]}\n"
+GENAI = "- onnx: {}\n- genai_metadata: {}"
 
 # (id, steps, extra top-level YAML, key path in the message, message regex)
 CASES = [
@@ -231,6 +232,44 @@ CASES = [
         "",
         "steps[1].optimize.float16",
         r"float16 optimization needs a GPU",
+    ),
+    # evaluate.quality (issue 14): what `run` scores after Olive, through onnxruntime-genai.
+    (
+        "quality-data-undefined",
+        GENAI,
+        "evaluate: {quality: {data: trips}}\n",
+        "evaluate.quality.data",
+        r"data set `trips` is not defined",
+    ),
+    (
+        "quality-without-genai-config",
+        f"{LORA}\n- onnx: {{}}",
+        "evaluate: {quality: {data: travel}}\n",
+        "evaluate.quality",
+        r"through onnxruntime-genai.*no step writes one",
+    ),
+    (
+        "quality-limit-beyond-sense",
+        GENAI,
+        "evaluate: {quality: {data: travel, limit: 10000000000}}\n",
+        "evaluate.quality.limit",
+        r"beyond any sensible value",
+    ),
+    (
+        # Olive needs an evaluator to rank candidates; `quality` renders none.
+        "search-with-quality-only",
+        "- lora: {data: travel, max_steps: 2, r: [4, 8]}\n- genai_metadata: {}",
+        "search: {}\nevaluate: {quality: {data: travel}}\n",
+        "search",
+        r"search ranks candidates by `evaluate.metrics`, and there are none",
+    ),
+    (
+        # olive/engine/engine.py:260: with no evaluator Olive logs a debug line and skips it.
+        "evaluate-input-model-without-metrics",
+        GENAI,
+        "evaluate: {quality: {data: travel}, evaluate_input_model: true}\n",
+        "evaluate.evaluate_input_model",
+        r"Olive skips it silently",
     ),
 ]
 
@@ -795,3 +834,138 @@ def test_valid_training_args_pass_and_leave_no_trace(write_recipe: Callable[...,
     assert check_config(render_workflow(path)) == []
     assert dict(os.environ) == environ
     assert dict(PartialState._shared_state) == state
+
+
+# -- evaluate.quality (issue 14) ------------------------------------------------------------
+
+QUALITY_STEPS = (
+    "- lora: {data: travel, max_steps: 2}\n- model_builder: {precision: int4}\n"
+    "- extract_adapters: {}"
+)
+
+
+def _with_data(text: str, extra_data: str) -> str:
+    """BASE_RECIPE with more data sets under `data:` (two-space indented YAML lines)."""
+    return text.replace("steps:\n", extra_data + "steps:\n", 1)
+
+
+def test_a_recipe_with_only_quality_loads_and_renders_no_olive_evaluator(
+    write_recipe: Callable[..., Path],
+) -> None:
+    from olive_workflows.render.environment import render_workflow
+
+    path = write_recipe(
+        recipe_with_steps(QUALITY_STEPS, "evaluate: {quality: {data: travel, limit: 5}}\n")
+    )
+    evaluate = load_recipe(path).recipe.evaluate
+    assert evaluate is not None and evaluate.metrics is None
+    quality = evaluate.quality
+    assert quality is not None
+    assert (quality.data, quality.reference, quality.prompts, quality.limit) == (
+        "travel",
+        False,
+        3,
+        5,
+    )
+    config = render_workflow(path).config
+    assert "evaluators" not in config
+    assert "evaluator" not in config["engine"]
+    assert config["engine"]["evaluate_input_model"] is False
+
+
+def test_metrics_with_quality_render_the_same_evaluator_as_metrics_alone(
+    write_recipe: Callable[..., Path],
+) -> None:
+    from olive_workflows.render.environment import render_workflow
+
+    metrics = "metrics: [{type: latency}, {type: size}], evaluate_input_model: true"
+    alone = write_recipe(recipe_with_steps(GENAI, f"evaluate: {{{metrics}}}\n"), "a.yaml")
+    both = write_recipe(
+        recipe_with_steps(GENAI, f"evaluate: {{{metrics}, quality: {{data: travel}}}}\n"),
+        "b.yaml",
+    )
+    one, two = render_workflow(alone).config, render_workflow(both).config
+    assert one["evaluators"] == two["evaluators"] and one["evaluators"]
+    assert one["engine"] == two["engine"]
+    assert two["engine"]["evaluator"] == "evaluator"
+
+
+@pytest.mark.parametrize(
+    ("evaluate", "key", "pattern"),
+    [
+        ("{}", "evaluate", r"needs `metrics` \(Olive's evaluator\), `quality`"),
+        ("{metrics: []}", "evaluate.metrics", r"at least 1 item"),
+        ("{quality: {}}", "evaluate.quality.data", r"required key `data` is missing"),
+        ("{quality: {data: travel, prompts: 4}}", "evaluate.quality.prompts", r"at most 3"),
+        ("{quality: {data: travel, prompts: -1}}", "evaluate.quality.prompts", r"at least 0"),
+        ("{quality: {data: travel, limit: 0}}", "evaluate.quality.limit", r"at least 1"),
+        ("{quality: {data: travel, reference: yes}}", "evaluate.quality.reference", r"true"),
+        ("{quality: {data: travel, rows: 3}}", "evaluate.quality.rows", r"unknown key"),
+    ],
+)
+def test_quality_block_types(
+    evaluate: str, key: str, pattern: str, write_recipe: Callable[..., Path]
+) -> None:
+    lines = _problems(write_recipe(recipe_with_steps(GENAI, f"evaluate: {evaluate}\n")))
+    _assert_problem(lines, key, pattern)
+
+
+@pytest.mark.parametrize(
+    ("data_set", "key", "pattern"),
+    [
+        (
+            '  held: {dataset: org/travel, template: "{prompt} {response}"}\n',
+            "evaluate.quality.data",
+            r"quality scores the rows of local files, and data set `held` has none",
+        ),
+        (
+            '  held: {files: ["{data}"], text_field: response}\n',
+            "evaluate.quality.data",
+            r"no `template` with `\{response\}`",
+        ),
+        (
+            '  held: {files: ["{data}"], template: "{prompt}"}\n',
+            "evaluate.quality.data",
+            r"no `template` with `\{response\}`",
+        ),
+        (
+            '  held: {files: ["CSV"], template: "{prompt} {response}"}\n',
+            "data.held.files[0]",
+            r"quality reads \.json and \.jsonl files; `held.csv`",
+        ),
+    ],
+)
+def test_quality_data_must_be_local_json_rows_with_a_response(
+    data_set: str, key: str, pattern: str, write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    """runtime/evaluate.read_examples reads JSON (lines) files only and cuts the template at
+    `{response}`: anything else would fail after the whole run, so validate refuses it."""
+    csv = tmp_path / "held.csv"
+    csv.write_text("prompt,response\nhi,hello\n", encoding="utf-8")
+    text = _with_data(
+        recipe_with_steps(QUALITY_STEPS, "evaluate: {quality: {data: held}}\n"),
+        data_set.replace("CSV", str(csv)),
+    )
+    _assert_problem(_problems(write_recipe(text)), key, pattern)
+
+
+def test_quality_reference_needs_a_local_model(write_recipe: Callable[..., Path]) -> None:
+    """The PyTorch reference is the input model folder (engine/runner._pytorch_reference
+    records local folders only)."""
+    text = recipe_with_steps(
+        QUALITY_STEPS, "evaluate: {quality: {data: travel, reference: true}}\n"
+    ).replace('model: {path: "{model}"}', "model: {path: HuggingFaceTB/SmolLM2-135M-Instruct}")
+    _assert_problem(
+        _problems(write_recipe(text)),
+        "evaluate.quality.reference",
+        r"reads? .*local model folder",
+    )
+    # With the local model it is accepted.
+    load_recipe(
+        write_recipe(
+            recipe_with_steps(
+                QUALITY_STEPS, "evaluate: {quality: {data: travel, reference: true}}\n"
+            ),
+            "local.yaml",
+        )
+    )

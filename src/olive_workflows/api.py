@@ -105,11 +105,14 @@ def run_recipe(
     on_change: Callable[[list[PassRun]], None] | None = None,
     echo_level: int = logging.WARNING,
     report: bool = True,
+    quality: bool = True,
 ) -> RunSummary:
     """Run a recipe end to end with Olive, as `olive-workflows run` does; return the summary.
 
     The output is verified before it replaces the previous one; `on_change` gets the pass
-    list whenever a pass starts or ends; `report` writes report.html into the output. Raises
+    list whenever a pass starts or ends; `report` writes report.html into the output;
+    `quality` measures the output as the recipe's `evaluate.quality` asks (quality.json,
+    `summary.quality`; a failed measurement is a warning in `summary.warnings`). Raises
     `RecipeError`, `OliveCheckError`, `OutputError` or `RunError`, never a raw exception
     (Ctrl-C still raises KeyboardInterrupt: the previous output is then left untouched).
     """
@@ -120,6 +123,11 @@ def run_recipe(
         from olive_workflows.report.build import write_run_report
 
         writer = write_run_report
+    measurer = None
+    if quality:
+        from olive_workflows.runtime.evaluate import quality_for_run
+
+        measurer = quality_for_run
     mapping = not isinstance(recipe, LoadedRecipe) and isinstance(recipe, Mapping)
     source: Path | LoadedRecipe
     if mapping or isinstance(recipe, LoadedRecipe):
@@ -135,6 +143,7 @@ def run_recipe(
                 on_change=on_change or (lambda runs: None),
                 echo_level=echo_level,
                 write_report=writer,
+                measure_quality=measurer,
             )
     except OSError as exc:
         where = Path(exc.filename) if exc.filename else None

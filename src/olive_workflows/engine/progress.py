@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -107,6 +108,39 @@ def print_summary(summary: RunSummary) -> None:
     if summary.best is not None:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in summary.best["metrics"].items())
         console.print(f"winner: {summary.best['model_id']} ({metrics})")
+    if summary.quality is not None:
+        console.print(_quality_table(summary.quality))
     for warning in summary.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"config: {summary.config_path}  (run it directly: olive run --config ...)")
+
+
+def _quality_table(quality: dict[str, Any]) -> Table:
+    """quality.json as a table: the base model, each adapter with its change against the base,
+    and the PyTorch reference models when they were measured."""
+    data = quality.get("data") or {}
+    where = f"{data.get('name')}, {data.get('rows')} rows" if isinstance(data, dict) else data
+    table = Table(
+        title=f"quality: held-out response perplexity ({where}; {quality.get('seconds')} s)",
+        title_justify="left",
+    )
+    table.add_column("model", no_wrap=True)
+    table.add_column("perplexity", justify="right")
+    table.add_column("vs base", justify="right")
+    table.add_column("max |logit diff| vs onnx", justify="right")
+    rows = [("onnx base", quality.get("base") or {})]
+    rows += [(f"onnx + {n}", s) for n, s in (quality.get("adapters") or {}).items()]
+    rows += [
+        (f"pytorch {'+ ' + n.split('+', 1)[1] if '+' in n else 'base'}", s)
+        for n, s in (quality.get("reference") or {}).items()
+    ]
+    for label, score in rows:
+        ppl, change = score.get("ppl"), score.get("vs_base_pct")
+        diff = score.get("max_abs_logit_diff_vs_onnx")
+        table.add_row(
+            label,
+            f"{ppl:.3f}" if isinstance(ppl, int | float) else "-",
+            f"{change:+.0f}%" if isinstance(change, int | float) else "",
+            f"{diff:.2e}" if isinstance(diff, int | float) else "",
+        )
+    return table

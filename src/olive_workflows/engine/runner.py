@@ -38,6 +38,7 @@ from olive_workflows.core.ownership import (
     state_dir,
     write_marker,
 )
+from olive_workflows.recipe.schema import LoadedRecipe
 from olive_workflows.recipe.steps import ExtractAdaptersStep, GenaiMetadataStep, ModelBuilderStep
 from olive_workflows.render.environment import RenderedWorkflow, render_workflow
 
@@ -45,6 +46,10 @@ RUN_INFO_FILE = RUN_MARKER  # the run record doubles as the folder's ownership m
 Status = Literal["running", "cached", "done", "failed", "pruned"]
 # Writes report files into the staging folder: (staging, RunSummary.to_json() + "run").
 ReportWriter = Callable[[Path, dict[str, Any]], None]
+# Measures the output in the staging folder when the recipe has `evaluate.quality`, writes
+# quality.json there and returns its content: (staging, recipe, the run record's `pytorch`
+# entry: the PyTorch models the output came from) -> quality.json, or None.
+QualityMeasurer = Callable[[Path, LoadedRecipe, dict[str, Any]], dict[str, Any] | None]
 ADAPTER_SUFFIX = {
     "onnx_adapter": ".onnx_adapter",
     "safetensors": ".safetensors",
@@ -90,6 +95,7 @@ class RunSummary:
     best: dict[str, Any] | None = None
     candidates: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    quality: dict[str, Any] | None = None  # quality.json's content, when `run` measured it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +109,7 @@ class RunSummary:
             "files": [{"name": n, "bytes": s} for n, s in self.files],
             "best": self.best,
             "candidates": self.candidates,
+            "quality": self.quality,
             "warnings": self.warnings,
         }
 
@@ -456,6 +463,8 @@ def _report_into(
     candidates: list[dict[str, Any]],
     *,
     write_report: ReportWriter | None,
+    quality: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
 ) -> list[str]:
     """Let `write_report` put the report (run-summary.json, report.html) into the verified
     staging folder, so it is swapped in with the output; a failure is a warning, never a
@@ -477,7 +486,8 @@ def _report_into(
         seconds=time.monotonic() - runs[0].started if runs else 0.0,
         best=best,
         candidates=candidates,
-        warnings=list(dict.fromkeys(watcher.failures)) if search else [],
+        warnings=[*(dict.fromkeys(watcher.failures) if search else ()), *(warnings or [])],
+        quality=quality,
     )
     try:
         write_report(staging, {**summary.to_json(), "run": _run_info(rendered)})
@@ -486,18 +496,46 @@ def _report_into(
     return []
 
 
+def _quality_into(
+    staging: Path,
+    rendered: RenderedWorkflow,
+    pytorch: dict[str, Any],
+    measure_quality: QualityMeasurer | None,
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Let `measure_quality` score the verified staging folder (quality.json) when the recipe
+    has `evaluate.quality`; a failure is a warning, never a failed run. Ctrl-C removes the
+    staging folder (the previous output stays) and is raised."""
+    evaluate = rendered.loaded.recipe.evaluate
+    if measure_quality is None or evaluate is None or evaluate.quality is None:
+        return None, []
+    try:
+        with _stdout_to_stderr():  # genai and torch may print; stdout is `run --json`'s
+            return measure_quality(staging, rendered.loaded, pytorch), []
+    except KeyboardInterrupt:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    except Exception as exc:  # the output is verified: a failed measurement must not fail it
+        detail = " ".join(str(exc).split())[:500]
+        why = f"{type(exc).__name__}: {detail}"
+        return None, [f"quality was not measured (evaluate.quality): {why}"]
+
+
 def run_recipe(
     recipe_path: str | Path,
     *,
     on_change: Callable[[list[PassRun]], None] = lambda runs: None,
     echo_level: int = logging.WARNING,
     write_report: ReportWriter | None = None,
+    measure_quality: QualityMeasurer | None = None,
 ) -> RunSummary:
     """Run a recipe end to end; raise RunError unless a verified output is in place.
 
     The output folder is replaced only when it is new, empty, or an earlier output of the same
     recipe; files the user added to it are carried over, nothing outside it is deleted, and
-    two runs writing the same folder at once are refused.
+    two runs writing the same folder at once are refused. With `evaluate.quality` in the
+    recipe, `measure_quality` scores the verified output before `write_report` runs (so the
+    report shows it) and before the run record lists the files (so quality.json is the
+    run's own).
     """
     started = time.monotonic()
     rendered = render_workflow(recipe_path)
@@ -507,7 +545,13 @@ def run_recipe(
         warnings = _claim(rendered, output_dir, staging)
         _check_and_write_config(rendered)
         summary = _run_claimed(
-            rendered, output_dir, staging, on_change, echo_level, write_report=write_report
+            rendered,
+            output_dir,
+            staging,
+            on_change,
+            echo_level,
+            write_report=write_report,
+            measure_quality=measure_quality,
         )
     summary.recipe = str(recipe_path)
     summary.seconds = time.monotonic() - started
@@ -523,6 +567,7 @@ def _run_claimed(
     echo_level: int,
     *,
     write_report: ReportWriter | None = None,
+    measure_quality: QualityMeasurer | None = None,
 ) -> RunSummary:
     # The engine writes into staging, marked as ours before Olive puts anything in it.
     staging.mkdir(parents=True)
@@ -536,7 +581,13 @@ def _run_claimed(
     watcher = OliveLogWatcher(on_change, log_file, echo_level)
     try:
         return _run_engine(
-            rendered, config, output_dir, staging, watcher, write_report=write_report
+            rendered,
+            config,
+            output_dir,
+            staging,
+            watcher,
+            write_report=write_report,
+            measure_quality=measure_quality,
         )
     finally:
         watcher.close()
@@ -550,6 +601,7 @@ def _run_engine(
     watcher: OliveLogWatcher,
     *,
     write_report: ReportWriter | None = None,
+    measure_quality: QualityMeasurer | None = None,
 ) -> RunSummary:
     log_file = Path(watcher._log.name)
     from olive_workflows.engine.check import import_olive
@@ -588,11 +640,20 @@ def _run_engine(
     best_node = workflow_output.get_best_candidate() if workflow_output is not None else None
     if best_node is not None and candidates:
         best = next((c for c in candidates if c["model_id"] == best_node.model_id), None)
+    pytorch = _pytorch_reference(rendered, staging)
+    quality, quality_warnings = _quality_into(staging, rendered, pytorch, measure_quality)
     report_warnings = _report_into(
-        staging, rendered, watcher, best, candidates, write_report=write_report
+        staging,
+        rendered,
+        watcher,
+        best,
+        candidates,
+        write_report=write_report,
+        quality=quality,
+        warnings=quality_warnings,
     )
     (staging / STAGING_MARKER).unlink()
-    info = {**_run_info(rendered), "pytorch": _pytorch_reference(rendered, staging)}
+    info = {**_run_info(rendered), "pytorch": pytorch}
     write_marker(staging, RUN_MARKER, kind=RUN_KIND, owner=_owner(rendered), extra=info)
     clashes = collisions(output_dir, staging, RUN_MARKER) if output_dir.is_dir() else []
     if clashes:
@@ -617,7 +678,7 @@ def _run_engine(
         if (output_dir / name).is_file()
     )
     warnings = [f"could not clean up the previous output: {path}" for path in left]
-    warnings += report_warnings
+    warnings += quality_warnings + report_warnings
     if rendered.config["engine"].get("search_strategy") is not None:
         warnings += list(dict.fromkeys(watcher.failures))
     return RunSummary(
@@ -630,4 +691,5 @@ def _run_engine(
         best=best,
         candidates=candidates,
         warnings=warnings,
+        quality=quality,
     )

@@ -580,6 +580,13 @@ class _Checker:
                     ("search",),
                     "add `evaluate: {metrics: [{type: latency}]}`",
                 )
+            elif not recipe.evaluate.metrics:
+                self.add(
+                    "search ranks candidates by `evaluate.metrics`, and there are none "
+                    "(`quality` measures the output after the run, not the candidates)",
+                    ("search",),
+                    "add `metrics: [{type: latency}]` to `evaluate:`",
+                )
             if not searched:
                 self.add(
                     "search is on but no step parameter is a list of values",
@@ -605,7 +612,16 @@ class _Checker:
                         )
         if recipe.evaluate is not None:
             onnx_output = any(s.produces == "onnx" for s in recipe.steps)
-            for j, metric in enumerate(recipe.evaluate.metrics):
+            if recipe.evaluate.evaluate_input_model and not recipe.evaluate.metrics:
+                # olive/engine/engine.py:260: "evaluate_input_model is True but no evaluator
+                # provided. Skipping input model evaluation." (a debug line)
+                self.add(
+                    "evaluate_input_model measures the input model with `metrics`, and there "
+                    "are none (Olive skips it silently without an evaluator)",
+                    ("evaluate", "evaluate_input_model"),
+                    "add `metrics:`, or remove `evaluate_input_model`",
+                )
+            for j, metric in enumerate(recipe.evaluate.metrics or []):
                 if isinstance(metric, PerplexityMetric):
                     self.check_data_ref(metric.data, ("evaluate", "metrics", j, "data"))
                     if onnx_output:
@@ -620,13 +636,69 @@ class _Checker:
                         ("evaluate", "metrics", j, "stats"),
                         "list each once",
                     )
-            types = [m.type for m in recipe.evaluate.metrics]
+            types = [m.type for m in recipe.evaluate.metrics or []]
             for dup in {t for t in types if types.count(t) > 1}:
                 self.add(
                     f"metric `{dup}` is listed twice",
                     ("evaluate", "metrics"),
                     "merge their stats into one entry",
                 )
+
+    def check_quality(self) -> None:
+        """`evaluate.quality`: what `run` scores after the output is verified, through
+        onnxruntime-genai (runtime/evaluate.py reads the data set's local JSON rows and cuts
+        its template at `{response}`)."""
+        evaluate = self.recipe.evaluate
+        quality = evaluate.quality if evaluate is not None else None
+        if quality is None:
+            return
+        where: KeyPath = ("evaluate", "quality")
+        if not any(isinstance(s, GenaiMetadataStep | ModelBuilderStep) for s in self.recipe.steps):
+            self.add(
+                "quality is measured through onnxruntime-genai, which loads the output by its "
+                "genai_config.json, and no step writes one",
+                where,
+                "add a `genai_metadata` step after the ONNX export (or build with "
+                "`model_builder`), or remove `quality`",
+            )
+        if quality.reference:
+            kind, _ = classify_model_path(self.recipe.model.path, self.loaded.base_dir)
+            if kind != "local":
+                self.add(
+                    "reference scores the PyTorch input model, which is read from a local "
+                    "model folder only",
+                    (*where, "reference"),
+                    "point model.path at a local folder, or remove `reference: true`",
+                )
+        name = quality.data
+        self.check_data_ref(name, (*where, "data"))
+        ds = self.recipe.data.get(name)
+        if ds is None:
+            return
+        if not ds.files:
+            self.add(
+                f"quality scores the rows of local files, and data set `{name}` has none "
+                "(a hub `dataset` is not read here)",
+                (*where, "data"),
+                "point `quality.data` at a data set with `files:` (.json or .jsonl)",
+            )
+        else:
+            for j, file in enumerate(ds.files):
+                if Path(file).suffix.lower() not in (".json", ".jsonl"):
+                    self.add(
+                        f"quality reads .json and .jsonl files; `{Path(file).name}` of data "
+                        f"set `{name}` is not one",
+                        ("data", name, "files", j),
+                        "convert it to JSON lines, or score another data set",
+                    )
+        if ds.template is None or "{response}" not in ds.template:
+            self.add(
+                f"quality scores the response tokens, and data set `{name}` has no `template` "
+                "with `{response}` to find them",
+                (*where, "data"),
+                f"give `{name}` a template such as "
+                '"<|user|>\\n{prompt}<|end|>\\n<|assistant|>\\n{response}<|end|>"',
+            )
 
     # -- names: every step its own Olive pass, every data config its own name --------------
     def check_pass_names(self) -> None:
@@ -659,7 +731,7 @@ class _Checker:
         calibration text): two data configs with one name, which Olive refuses."""
         reserved: dict[str, str] = {}
         if self.recipe.evaluate is not None:
-            for metric in self.recipe.evaluate.metrics:
+            for metric in self.recipe.evaluate.metrics or []:
                 if isinstance(metric, TimingMetric):
                     reserved[f"{metric.type}_prompts"] = f"the {metric.type} metric's prompts"
         for step in self.recipe.steps:
@@ -705,7 +777,10 @@ class _Checker:
             if search.max_time is not None:
                 self.at_most(search.max_time, 10**8, ("search", "max_time"), "seconds")
         if self.recipe.evaluate is not None:
-            for j, metric in enumerate(self.recipe.evaluate.metrics):
+            quality = self.recipe.evaluate.quality
+            if quality is not None and quality.limit is not None:
+                self.at_most(quality.limit, MAX_COUNT, ("evaluate", "quality", "limit"), "rows")
+            for j, metric in enumerate(self.recipe.evaluate.metrics or []):
                 if isinstance(metric, TimingMetric):
                     where = ("evaluate", "metrics", j)
                     for key in ("warmup", "repeat", "samples"):
@@ -819,6 +894,7 @@ def check_rules(loaded: LoadedRecipe) -> list[Problem]:
     checker.check_data()
     checker.check_steps()
     checker.check_search()
+    checker.check_quality()
     checker.check_pass_names()
     checker.check_data_names()
     checker.check_cache()

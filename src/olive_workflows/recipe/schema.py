@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from olive_workflows.recipe.source import SourceMap
 from olive_workflows.recipe.steps import AnyStep, StrictModel
@@ -194,13 +194,67 @@ class PerplexityMetric(StrictModel):
 Metric = Annotated[TimingMetric | SizeMetric | PerplexityMetric, Field(discriminator="type")]
 
 
-class Evaluate(StrictModel):
-    """How candidate models are measured; the first metric ranks them."""
+class QualityCheck(StrictModel):
+    """Held-out response perplexity of the output, measured by `run` after the output is
+    verified (what `olive-workflows eval` measures): through onnxruntime-genai without and with
+    each adapter file, written to quality.json and shown in the summary and report.html."""
 
-    metrics: list[Metric] = Field(min_length=1, description="Metrics, most important first.")
-    evaluate_input_model: bool = Field(
-        default=False, description="Also measure the input model (needed for relative goals)."
+    data: Identifier = Field(
+        description="Recipe data set to score: local .json/.jsonl `files` and a `template` with "
+        "`{response}` (the response tokens are scored, the prompt's masked). Use rows training "
+        'never saw, e.g. a `travel_eval` data set with `split: "train[250:]"`.'
     )
+    reference: bool = Field(
+        default=False,
+        description="Also score the PyTorch input model (and PyTorch + the trained PEFT adapter) "
+        "and report the largest logit difference from the ONNX model. Needs a local model "
+        "folder; takes as long again or longer.",
+    )
+    prompts: int = Field(
+        default=3,
+        ge=0,
+        le=3,
+        description="How many of the fixed prompts (the lab's question first) to answer "
+        "greedily, without and with each adapter (0 to 3).",
+    )
+    limit: int | None = Field(
+        default=None, ge=1, description="Score at most this many rows (default: all of them)."
+    )
+
+
+class Evaluate(StrictModel):
+    """How models are measured: `metrics` through Olive's evaluator (the first ranks search
+    candidates), `quality` on the output after the run; one of them, or both."""
+
+    model_config = ConfigDict(
+        **StrictModel.model_config,
+        json_schema_extra={"anyOf": [{"required": ["metrics"]}, {"required": ["quality"]}]},
+    )
+
+    metrics: list[Metric] | None = Field(
+        default=None,
+        min_length=1,
+        description="Olive's evaluator metrics, most important first (`search` ranks by them).",
+    )
+    quality: QualityCheck | None = Field(
+        default=None,
+        description="Measure the output's held-out perplexity (and answers) after the run, "
+        "ONNX outputs included: `quality: {data: travel_eval}`.",
+    )
+    evaluate_input_model: bool = Field(
+        default=False,
+        description="Also measure the input model with `metrics` (needed for relative goals).",
+    )
+
+    @model_validator(mode="after")
+    def _something_to_measure(self) -> Evaluate:
+        if self.metrics is None and self.quality is None:
+            raise ValueError(
+                "an `evaluate:` block needs `metrics` (Olive's evaluator), `quality` (measured "
+                "after the run) or both; e.g. `quality: {data: travel_eval}` or "
+                "`metrics: [{type: latency}]`"
+            )
+        return self
 
 
 class Search(StrictModel):
@@ -266,7 +320,10 @@ class Recipe(StrictModel):
         description="The steps, in order. Each item is `- <step>: {parameters}`.",
     )
     search: Search | None = Field(default=None, description="Turn on Olive search.")
-    evaluate: Evaluate | None = Field(default=None, description="Metrics for candidate models.")
+    evaluate: Evaluate | None = Field(
+        default=None,
+        description="What to measure: Olive's metrics for candidates, the output's quality.",
+    )
     cache: Cache = Field(default_factory=Cache, description="Olive cache settings.")
     output: Output = Field(description="Output folder and rendered-config format.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(

@@ -111,7 +111,9 @@ class _Builder:
                 "output_dir": str(self.output_dir),
                 "log_severity_level": LOG_LEVELS[recipe.log_level],
                 "evaluate_input_model": bool(
-                    recipe.evaluate and recipe.evaluate.evaluate_input_model
+                    recipe.evaluate
+                    and recipe.evaluate.metrics
+                    and recipe.evaluate.evaluate_input_model
                 ),
             },
         }
@@ -329,8 +331,8 @@ class _Builder:
     # -- evaluation and search -----------------------------------------------------------
     def evaluator(self) -> dict[str, Any] | None:
         evaluate = self.recipe.evaluate
-        if evaluate is None:
-            return None
+        if evaluate is None or not evaluate.metrics:
+            return None  # `quality` alone is measured by `run` after Olive, not by Olive
         onnx_output = any(s.produces == "onnx" for s in self.recipe.steps)
         metrics: list[dict[str, Any]] = []
         priority = 0  # Olive ranks candidates by sub-metric priority: 1 is most important

@@ -5,7 +5,7 @@ becomes a note on the page (docs/report.md documents the schema).
 
 quality.json::
 
-    {"data": "what it was measured on (optional)",
+    {"data": "what it was measured on (optional)",     # or {"name", "split", "rows"}
      "base": {"ppl": 41.2},
      "adapters": {"travel": {"ppl": 12.9}},
      "reference": {"pytorch": {"ppl": 12.8}},          # or {"ppl": 12.8}
@@ -137,8 +137,19 @@ def read_quality(folder: Path, notes: list[str]) -> Quality | None:
     # base first, then the adapters in quality.json's order, then anything else
     order = ["base", *(r.label for r in rows if r.kind == "adapter")]
     columns.sort(key=lambda c: order.index(c) if c in order else len(order))
-    described = data.get("data")
-    return Quality(rows, columns, answers, described if isinstance(described, str) else None)
+    return Quality(rows, columns, answers, _described(data.get("data")))
+
+
+def _described(value: Any) -> str | None:
+    """`data`: free text, or `eval`'s and `run`'s `{"name", "split", "rows"}`."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        details = [str(value[k]) for k in ("split",) if value.get(k)]
+        if isinstance(value.get("rows"), int):
+            details.append(f"{value['rows']} rows")
+        return f"{value['name']} ({', '.join(details)})" if details else value["name"]
+    return None
 
 
 def read_speed(folder: Path, notes: list[str]) -> Speed | None:

@@ -10,7 +10,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from olive_workflows.recipe.schema import LoadedRecipe
 
 # The lab's question, then two of a different kind: what every report answers, side by side.
 FIXED_PROMPTS = (
@@ -18,6 +21,7 @@ FIXED_PROMPTS = (
     "I have one day in Paris. What should I do?",
     "What should I pack for a week of hiking in Iceland?",
 )
+QUALITY_FILE = "quality.json"  # report/measures.py reads it (the same name)
 _SPLIT = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:\[(?P<start>-?\d*):(?P<stop>-?\d*)\])?$")
 
 
@@ -58,20 +62,36 @@ class Quality:
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        def score(s: Score) -> dict[str, Any]:
+        """`vs_base_pct`: an adapter's perplexity against the base model's, in percent
+        (`pytorch+NAME` against `pytorch`); negative is better."""
+
+        def score(s: Score, base: Score | None = None) -> dict[str, Any]:
             out: dict[str, Any] = {"ppl": round(s.ppl, 4), "tokens": s.tokens}
+            change = _change_pct(s, base)
+            if change is not None:
+                out["vs_base_pct"] = change
             if s.max_abs_logit_diff is not None:
                 out["max_abs_logit_diff_vs_onnx"] = s.max_abs_logit_diff
             return out
 
+        torch_base = self.reference.get("pytorch")
         return {
             "data": self.data,
             "base": score(self.base),
-            "adapters": {name: score(s) for name, s in self.adapters.items()},
-            "reference": {name: score(s) for name, s in self.reference.items()},
+            "adapters": {name: score(s, self.base) for name, s in self.adapters.items()},
+            "reference": {
+                name: score(s, torch_base if name.startswith("pytorch+") else None)
+                for name, s in self.reference.items()
+            },
             "answers": self.answers,
             "seconds": round(self.seconds, 1),
         }
+
+
+def _change_pct(score: Score, base: Score | None) -> float | None:
+    if base is None or not (math.isfinite(score.ppl) and math.isfinite(base.ppl)) or not base.ppl:
+        return None
+    return round((score.ppl / base.ppl - 1) * 100, 1)
 
 
 def read_examples(
@@ -255,10 +275,7 @@ def plan_for_output(
     recipe's training template), every adapter file in the folder, and the PyTorch models.
     Raises ValueError with the fix when something cannot be found."""
     from olive_workflows.core.ownership import RUN_MARKER
-    from olive_workflows.core.paths import resolve_path
     from olive_workflows.recipe.parse import load_recipe
-    from olive_workflows.recipe.steps import LoraStep
-    from olive_workflows.runtime.chat import discover_adapters
 
     output_dir = Path(output_dir)
     record_path = output_dir / RUN_MARKER
@@ -274,7 +291,36 @@ def plan_for_output(
         raise ValueError(
             f"{output_dir}: its recipe {recipe_path} is gone; eval reads the data sets from it"
         )
-    loaded = load_recipe(recipe_path)
+    return plan_for_recipe(
+        output_dir,
+        load_recipe(recipe_path),
+        record.get("pytorch") or {},
+        adapters,
+        data,
+        reference=reference,
+        limit=limit,
+    )
+
+
+def plan_for_recipe(
+    output_dir: Path,
+    loaded: LoadedRecipe,
+    pytorch: Mapping[str, Any],
+    adapters: Mapping[str, Path] | None = None,
+    data: str | None = None,
+    *,
+    reference: bool = True,
+    limit: int | None = None,
+) -> EvalPlan:
+    """What to score an output folder on, given its recipe and the PyTorch models it came from
+    (`pytorch`: the run record's entry, `{"model": folder or None, "adapter": PEFT folder}`).
+    Raises ValueError with the fix when something cannot be found."""
+    from olive_workflows.core.paths import resolve_path
+    from olive_workflows.recipe.steps import LoraStep
+    from olive_workflows.runtime.chat import discover_adapters
+
+    output_dir = Path(output_dir)
+    recipe_path = loaded.path
     recipe = loaded.recipe
     lora = next((s for s in recipe.steps if isinstance(s, LoraStep)), None)
     names = list(recipe.data)
@@ -311,7 +357,6 @@ def plan_for_output(
         raise ValueError(f"data `{chosen}` (split {split}) has no rows to score")
     found = dict(adapters) if adapters is not None else discover_adapters(output_dir)
     found = {name: Path(path).resolve() for name, path in found.items()}
-    pytorch = record.get("pytorch") or {}
     ref_model = Path(pytorch["model"]) if reference and pytorch.get("model") else None
     ref_adapters: dict[str, Path] = {}
     if ref_model is not None and pytorch.get("adapter") and len(found) == 1:
@@ -332,9 +377,47 @@ def save_quality(output_dir: Path, result: dict[str, Any]) -> Path:
     from olive_workflows.core.files import atomic_write
     from olive_workflows.core.ownership import RUN_MARKER, note_written, record_in_marker
 
-    path = Path(output_dir) / "quality.json"
+    path = Path(output_dir) / QUALITY_FILE
     text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
     atomic_write(path, text)
     if not record_in_marker(Path(output_dir), RUN_MARKER, path.name):
         note_written(path, text.encode("utf-8"))
     return path
+
+
+def quality_for_run(
+    staging: Path, loaded: LoadedRecipe, pytorch: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """`run`'s measurement, the recipe's `evaluate.quality`: called by the runner on the
+    verified staging folder before the report and the run record are written. Scores the
+    quality data set through onnxruntime-genai without and with every adapter file in the
+    folder (and the PyTorch models with `reference: true`), answers the first `prompts` fixed
+    prompts, writes quality.json there and returns its content; None when the recipe asks for
+    no measurement. Raises ValueError (or what the runtimes raise): the runner turns it into a
+    warning."""
+    from olive_workflows.core.files import atomic_write
+
+    evaluate_block = loaded.recipe.evaluate
+    spec = evaluate_block.quality if evaluate_block is not None else None
+    if spec is None:
+        return None
+    plan = plan_for_recipe(
+        staging, loaded, pytorch, data=spec.data, reference=spec.reference, limit=spec.limit
+    )
+    result = evaluate_plan(plan, FIXED_PROMPTS[: spec.prompts]).to_json()
+    text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(Path(staging) / QUALITY_FILE, text)
+    return result
+
+
+def evaluate_plan(plan: EvalPlan, prompts: Iterable[str] = FIXED_PROMPTS) -> Quality:
+    """`evaluate` on what `plan_for_output` / `plan_for_recipe` resolved."""
+    return evaluate(
+        plan.model_dir,
+        plan.adapters,
+        plan.examples,
+        data=plan.data,
+        reference_model=plan.reference_model,
+        reference_adapters=plan.reference_adapters,
+        prompts=prompts,
+    )
