@@ -417,6 +417,12 @@ def run(
     (base and each adapter) is measured too: quality.json, the summary and report.html.
     """
     import logging
+    import os
+
+    if not verbose:
+        # The trainer's and genai builder's tqdm bars (hundreds of "Saving ..." lines) would
+        # bury the run's own per-pass progress; tqdm reads this before its first bar.
+        os.environ.setdefault("TQDM_DISABLE", "1")
 
     from olive_workflows.engine.progress import RunProgress, print_summary
     from olive_workflows.engine.runner import run_recipe
