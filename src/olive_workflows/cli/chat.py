@@ -13,7 +13,8 @@ from olive_workflows.core.errors import OliveWorkflowsError, Problem
 if TYPE_CHECKING:
     from olive_workflows.runtime.chat import ChatSession
 
-RUN_INFO_FILE = "olive-workflows.json"
+from olive_workflows.core.ownership import RUN_MARKER as RUN_INFO_FILE
+
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from olive_workflows.core.ownership import RUN_MARKER as RUN_INFO_FILE
 from olive_workflows.report.measures import Quality, Speed, read_quality, read_speed
 
-RUN_INFO_FILE = "olive-workflows.json"  # engine.runner's run record (and ownership marker)
 SUMMARY_FILE = "run-summary.json"
 REPORT_FILE = "report.html"
 FOOTPRINT_FILE = "footprint.json"

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from olive_workflows.core.ownership import RUN_MARKER as RUN_INFO_FILE
 from olive_workflows.integrations.azureml.errors import AzureMLError
-
-RUN_INFO_FILE = "olive-workflows.json"
 
 
 @dataclass(frozen=True)
