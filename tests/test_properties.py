@@ -553,7 +553,7 @@ def test_every_step_keeps_its_olive_pass(steps: list[Any]) -> None:
     """Two steps rendering to one pass name made the rendered JSON keep one of them (an
     int4 quantization vanished): either the recipe is refused, naming the clash, or the
     config holds every pass of every step."""
-    from olive_workflows.recipe.rules import rendered_pass_names
+    from olive_workflows.recipe.limits import rendered_pass_names
 
     recipe = {
         "version": 1,

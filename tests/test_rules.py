@@ -507,7 +507,7 @@ def test_rule_pass_names_are_the_rendered_ones(
     steps: str, write_recipe: Callable[..., Path]
 ) -> None:
     """rules.rendered_pass_names predicts the renderer's names (render/context.py)."""
-    from olive_workflows.recipe.rules import rendered_pass_names
+    from olive_workflows.recipe.limits import rendered_pass_names
     from olive_workflows.render.environment import render_workflow
 
     rendered = render_workflow(write_recipe(recipe_with_steps(steps)))

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import stat
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,10 +15,10 @@ from olive_workflows.core.paths import (
 )
 from olive_workflows.recipe.data import (
     DataReadError,
-    ModelLayers,
     check_columns,
     template_fields,
 )
+from olive_workflows.recipe.limits import STEP_TRAINING_ARGS, LimitChecks, step_path
 from olive_workflows.recipe.schema import ALLOWED_PROVIDERS, DataSet, PerplexityMetric, TimingMetric
 from olive_workflows.recipe.steps import (
     AwqStep,
@@ -49,72 +45,9 @@ DATA_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "
 # already exists") and writes a LoHa file whose model cannot answer without it (an empty
 # default input: "Mul node ... 128 is invalid"); it does not know LoKr at all.
 EXTRACTABLE_METHODS = {"lora", "qlora"}
-# Upper bounds of counts and lengths: past them a value is a typo (an extra digit, a pasted
-# number), never a setting. The longest contexts are ~1M tokens.
-MAX_LENGTH = 2**20
-MAX_COUNT = 10**9
-MAX_RUNS = 100_000
-MAX_SEED = 2**32 - 1
-# Step fields that the lora template writes into training_args: the same key inside
-# `training_args` would silently replace the step's value (it is merged last).
-STEP_TRAINING_ARGS = {
-    "max_steps": "max_steps",
-    "num_train_epochs": "epochs",
-    "per_device_train_batch_size": "batch_size",
-    "gradient_accumulation_steps": "gradient_accumulation_steps",
-    "learning_rate": "learning_rate",
-    "seed": "seed",
-}
 
 
-def rendered_pass_names(steps: Sequence[Step]) -> list[list[str]]:
-    """The Olive pass names each step renders to (render/context.py names them the same way:
-    the type, numbered when it repeats, an explicit `name` instead; optimize makes two)."""
-    counts: dict[str, int] = {}
-    for step in steps:
-        counts[step.type] = counts.get(step.type, 0) + 1
-    seen: dict[str, int] = {}
-    out = []
-    for step in steps:
-        if step.name:
-            name = step.name
-        else:
-            seen[step.type] = seen.get(step.type, 0) + 1
-            name = step.type if counts[step.type] == 1 else f"{step.type}_{seen[step.type]}"
-        if isinstance(step, OptimizeStep):
-            out.append(
-                [f"{name}_peephole"] * step.peephole + [f"{name}_transformers"] * step.transformers
-            )
-        else:
-            out.append([name])
-    return out
-
-
-def unusable_folder(folder: Path) -> str | None:
-    """Why a folder cannot be created or written where it is (the rest of a sentence), or
-    None. A path that exists as a file is left to check_output, which reports it."""
-    for part in [folder, *folder.parents]:
-        try:
-            info = part.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            if part.is_symlink():
-                return f"cannot be created: {part} is a symlink to a missing folder"
-            continue
-        except OSError as exc:
-            return f"cannot be used: {exc.strerror}"
-        if not stat.S_ISDIR(info.st_mode):
-            return None if part == folder else f"cannot be created: {part} is a file"
-        if not os.access(part, os.W_OK | os.X_OK):
-            return f"cannot be written: {part} is not writable"
-        return None
-    return None
-
-
-def _step_path(i: int, step: Step, *key: str | int) -> KeyPath:
-    return ("steps", i, step.type, *key)
-
-
-class _Checker:
+class _Checker(LimitChecks):
     def __init__(self, loaded: LoadedRecipe) -> None:
         self.loaded = loaded
         self.recipe = loaded.recipe
@@ -124,7 +57,7 @@ class _Checker:
         self.problems.append(self.loaded.source.problem(message, path, fix))
 
     def is_set(self, i: int, step: Step, key: str) -> bool:
-        return _step_path(i, step, key) in self.loaded.source.lines
+        return step_path(i, step, key) in self.loaded.source.lines
 
     # -- model, target, data -------------------------------------------------------------
     def check_model(self) -> None:
@@ -259,7 +192,7 @@ class _Checker:
         quantized_by: str | None = None
 
         for i, step in enumerate(steps):
-            where = _step_path(i, step)
+            where = step_path(i, step)
             # What kind of model the step needs.
             if model_kind != "unknown":
                 if step.consumes == "onnx" and model_kind != "onnx":
@@ -295,16 +228,16 @@ class _Checker:
                         where,
                         "set `target: {device: gpu}` or use `rtn`/`gptq` for CPU",
                     )
-                self.check_data_ref(step.calibration, _step_path(i, step, "calibration"))
+                self.check_data_ref(step.calibration, step_path(i, step, "calibration"))
                 self.check_calibration(i, step)
                 quantized_by = "awq"
             elif isinstance(step, GptqStep | RtnStep):
                 if isinstance(step, GptqStep):
-                    self.check_data_ref(step.calibration, _step_path(i, step, "calibration"))
+                    self.check_data_ref(step.calibration, step_path(i, step, "calibration"))
                     if step.desc_act and step.group_size != -1:
                         self.add(
                             "desc_act needs group_size -1 (Olive prunes this pass silently)",
-                            _step_path(i, step, "desc_act"),
+                            step_path(i, step, "desc_act"),
                             "set `group_size: -1` or remove desc_act",
                         )
                 if adapter is not None:
@@ -353,9 +286,9 @@ class _Checker:
         adapter: LoraStep | None,
         quantized_by: str | None,
     ) -> None:
-        where = _step_path(i, step)
-        self.check_data_ref(step.data, _step_path(i, step, "data"))
-        self.check_data_ref(step.eval_data, _step_path(i, step, "eval_data"))
+        where = step_path(i, step)
+        self.check_data_ref(step.data, step_path(i, step, "data"))
+        self.check_data_ref(step.eval_data, step_path(i, step, "eval_data"))
         if adapter is not None:
             self.add(
                 "a second `lora` step needs the first adapter merged",
@@ -372,7 +305,7 @@ class _Checker:
         if quantized_by == "awq" and step.method in ("qlora",):
             self.add(
                 "qlora quantizes the base itself; it cannot train on an AWQ model",
-                _step_path(i, step, "method"),
+                step_path(i, step, "method"),
                 "use `method: lora` after `awq`",
             )
         if quantized_by == "awq" and step.torch_dtype in ("float16", "float32"):
@@ -386,13 +319,13 @@ class _Checker:
                     f"LoRA on an AWQ model with torch_dtype {step.torch_dtype} fails when a "
                     f"batch has fewer than 1024 tokens (batch_size x max_seq_len = {tokens}): "
                     "AutoAWQ's triton GEMM then gets mixed fp16/fp32 operands",
-                    _step_path(i, step, "torch_dtype"),
+                    step_path(i, step, "torch_dtype"),
                     "use `torch_dtype: bfloat16` (the default on GPU)",
                 )
         if step.method == "qlora" and device != "gpu":
             self.add(
                 "qlora needs a GPU (bitsandbytes 4-bit)",
-                _step_path(i, step, "method"),
+                step_path(i, step, "method"),
                 "use `method: lora` on CPU or target a GPU",
             )
         if step.max_steps is None and step.epochs is None:
@@ -411,7 +344,7 @@ class _Checker:
             if getattr(step, key) is not None and step.method not in methods:
                 self.add(
                     f"`{key}` applies to method {' / '.join(sorted(methods))} only",
-                    _step_path(i, step, key),
+                    step_path(i, step, key),
                     f"remove it or set `method: {sorted(methods)[0]}`",
                 )
         if step.method == "qlora" and step.target_modules is not None:
@@ -419,7 +352,7 @@ class _Checker:
             # target_modules (olive/passes/pytorch/lora.py:842).
             self.add(
                 "qlora adapts every quantized linear layer; Olive ignores `target_modules`",
-                _step_path(i, step, "target_modules"),
+                step_path(i, step, "target_modules"),
                 "remove `target_modules`, or use `method: lora`",
             )
         for key in step.training_args:
@@ -428,14 +361,14 @@ class _Checker:
                 self.add(
                     f"`{key}` is the step's own `{own}`; inside training_args it would "
                     "silently replace the step's value",
-                    _step_path(i, step, "training_args", key),
+                    step_path(i, step, "training_args", key),
                     f"write `{own}: ...` on the step and remove it from training_args",
                 )
             elif key == "fp16":
                 # Olive drops it with a warning (olive/passes/pytorch/lora.py:95).
                 self.add(
                     "Olive drops `fp16` from training_args (it sets it from torch_dtype)",
-                    _step_path(i, step, "training_args", key),
+                    step_path(i, step, "training_args", key),
                     "write `torch_dtype: float16` on the step instead",
                 )
 
@@ -446,13 +379,13 @@ class _Checker:
         if ds.dataset is not None and ds.text_field is None:
             self.add(
                 "AWQ reads a hub data set only through a text column",
-                _step_path(i, step, "calibration"),
+                step_path(i, step, "calibration"),
                 f"give data set `{step.calibration}` a `text_field`, or use local `files`",
             )
         if ds.chat_template:
             self.add(
                 "AWQ calibration cannot apply a chat template (AutoAWQ reads plain text)",
-                _step_path(i, step, "calibration"),
+                step_path(i, step, "calibration"),
                 f"give data set `{step.calibration}` a `template` instead",
             )
 
@@ -462,13 +395,13 @@ class _Checker:
         if precision == "fp16" and (device == "cpu" or provider == "CPUExecutionProvider"):
             self.add(
                 "fp16 precision needs a GPU target (Olive prunes it on CPU without an error)",
-                _step_path(i, step, "precision"),
+                step_path(i, step, "precision"),
                 "use fp32 or int4 on CPU, or target a GPU",
             )
         if precision == "bf16" and provider != "CUDAExecutionProvider":
             self.add(
                 "bf16 precision needs the CUDA execution provider (Olive prunes it otherwise)",
-                _step_path(i, step, "precision"),
+                step_path(i, step, "precision"),
                 "use fp32/int4, or `target: {device: gpu, provider: CUDAExecutionProvider}`",
             )
 
@@ -477,26 +410,26 @@ class _Checker:
         if not (step.peephole or step.transformers):
             self.add(
                 "both passes are off, so this step does nothing",
-                _step_path(i, step),
+                step_path(i, step),
                 "remove the step",
             )
         if extract_later and step.level not in (None, 0):
             self.add(
                 f"level {step.level} drops the LoRA metadata that `extract_adapters` needs "
                 "(no adapter file would be written)",
-                _step_path(i, step, "level"),
+                step_path(i, step, "level"),
                 "use `level: 0` (the default) when extracting adapters",
             )
         if extract_later and step.onnxoptimizer:
             self.add(
                 "onnxoptimizer strips the LoRA metadata that `extract_adapters` needs",
-                _step_path(i, step, "onnxoptimizer"),
+                step_path(i, step, "onnxoptimizer"),
                 "remove `onnxoptimizer: true` when extracting adapters",
             )
         if step.float16 and device != "gpu":
             self.add(
                 "float16 optimization needs a GPU target (Olive prunes it on CPU)",
-                _step_path(i, step, "float16"),
+                step_path(i, step, "float16"),
                 "remove `float16: true` or target a GPU",
             )
 
@@ -509,14 +442,14 @@ class _Checker:
                 f"`model_builder` cannot build a {adapter.method} adapter: onnxruntime-genai's "
                 "builder knows plain LoRA only and would silently leave the adapter out (or its "
                 "DoRA magnitudes)",
-                _step_path(i, step),
+                step_path(i, step),
                 "use `method: lora`, or export with `- onnx: {}` instead of model_builder",
             )
 
     def check_extract(
         self, i: int, step: ExtractAdaptersStep, adapter: LoraStep | None, saw_onnx: bool
     ) -> None:
-        where = _step_path(i, step)
+        where = step_path(i, step)
         if adapter is None:
             self.add(
                 "`extract_adapters` needs a `lora` step before it (and no `merge_adapters` "
@@ -548,7 +481,7 @@ class _Checker:
         if not step.optional_inputs:
             self.add(
                 "optional_inputs false leaves a dangling external-data path in Olive 0.13",
-                _step_path(i, step, "optional_inputs"),
+                step_path(i, step, "optional_inputs"),
                 "remove `optional_inputs: false`",
             )
         for j, other in enumerate(self.recipe.steps[:i]):
@@ -556,7 +489,7 @@ class _Checker:
                 self.add(
                     "merge_adapter true folds the adapter into the weights, so "
                     "`extract_adapters` finds nothing",
-                    _step_path(j, other, "merge_adapter"),
+                    step_path(j, other, "merge_adapter"),
                     "remove `merge_adapter: true`",
                 )
 
@@ -570,7 +503,7 @@ class _Checker:
                 for key in lists:
                     self.add(
                         "a list of values is a search space, but search is off",
-                        _step_path(i, step, key),
+                        step_path(i, step, key),
                         "add a `search:` block (and `evaluate:`), or give one value",
                     )
         else:
@@ -599,7 +532,7 @@ class _Checker:
                         self.add(
                             "searched values work only in the first step with Olive 0.13 "
                             "(points that share an upstream model fail on a footprint bug)",
-                            _step_path(i, step, key),
+                            step_path(i, step, key),
                             "search a parameter of the first step, or give one value",
                         )
             if recipe.search.order != "joint":
@@ -701,188 +634,6 @@ class _Checker:
             )
 
     # -- names: every step its own Olive pass, every data config its own name --------------
-    def check_pass_names(self) -> None:
-        """Two steps that render to one Olive pass name: the rendered JSON keeps one of them
-        (json.loads keeps the last value of a repeated key), so a step silently vanishes."""
-        owner: dict[str, int] = {}
-        for i, (step, names) in enumerate(
-            zip(self.recipe.steps, rendered_pass_names(self.recipe.steps), strict=True)
-        ):
-            for name in names:
-                j = owner.setdefault(name, i)
-                if j == i:
-                    continue
-                other = self.recipe.steps[j]
-                if step.name is not None and step.name == other.name:
-                    message = f"step name `{name}` is already used by steps[{j}]"
-                else:
-                    message = (
-                        f"renders to the Olive pass `{name}`, like steps[{j}] ({other.type}): "
-                        "the config keeps only one of them, the other step silently vanishes"
-                    )
-                self.add(
-                    message,
-                    _step_path(i, step, "name") if step.name else _step_path(i, step),
-                    f"give each step a unique name (Olive pass names: {', '.join(sorted(owner))})",
-                )
-
-    def check_data_names(self) -> None:
-        """Data sets named like a data config the renderer adds (metric prompts, AWQ
-        calibration text): two data configs with one name, which Olive refuses."""
-        reserved: dict[str, str] = {}
-        if self.recipe.evaluate is not None:
-            for metric in self.recipe.evaluate.metrics or []:
-                if isinstance(metric, TimingMetric):
-                    reserved[f"{metric.type}_prompts"] = f"the {metric.type} metric's prompts"
-        for step in self.recipe.steps:
-            if isinstance(step, AwqStep) and step.calibration is not None:
-                reserved[f"{step.calibration}_awq_calibration"] = (
-                    f"the AWQ calibration text of `{step.calibration}`"
-                )
-        for name in self.recipe.data:
-            if name in reserved:
-                self.add(
-                    f"data set name `{name}` is taken by {reserved[name]} (Olive refuses two "
-                    "data configs with one name)",
-                    ("data", name),
-                    "rename the data set",
-                )
-
-    # -- cache -----------------------------------------------------------------------------
-    def check_cache(self) -> None:
-        """Olive creates the cache folder with mkdir(parents=True, exist_ok=True)
-        (olive/cache.py:151), which fails on a file, under a file, or where it may not write."""
-        folder = resolve_path(self.recipe.cache.dir, self.loaded.base_dir)
-        problem = unusable_folder(folder)
-        if problem:
-            self.add(
-                f"cache folder {folder} {problem}",
-                ("cache", "dir"),
-                "point `cache.dir` at a folder, or at a path that does not exist yet",
-            )
-
-    # -- numbers ---------------------------------------------------------------------------
-    def check_numbers(self) -> None:
-        """Upper bounds of top-level counts and lengths: beyond them a value is a typo."""
-        for name, ds in self.recipe.data.items():
-            self.at_most(ds.max_seq_len, MAX_LENGTH, ("data", name, "max_seq_len"), "tokens")
-            if ds.max_samples is not None:
-                self.at_most(ds.max_samples, MAX_COUNT, ("data", name, "max_samples"), "rows")
-        search = self.recipe.search
-        if search is not None:
-            # The tpe sampler seeds numpy (optuna), which takes 0 .. 2**32 - 1 only.
-            self.at_most(search.seed, MAX_SEED, ("search", "seed"), "(numpy seeds)")
-            if search.max_iterations is not None:
-                self.at_most(search.max_iterations, MAX_COUNT, ("search", "max_iterations"), "")
-            if search.max_time is not None:
-                self.at_most(search.max_time, 10**8, ("search", "max_time"), "seconds")
-        if self.recipe.evaluate is not None:
-            quality = self.recipe.evaluate.quality
-            if quality is not None and quality.limit is not None:
-                self.at_most(quality.limit, MAX_COUNT, ("evaluate", "quality", "limit"), "rows")
-            for j, metric in enumerate(self.recipe.evaluate.metrics or []):
-                if isinstance(metric, TimingMetric):
-                    where = ("evaluate", "metrics", j)
-                    for key in ("warmup", "repeat", "samples"):
-                        self.at_most(getattr(metric, key), MAX_RUNS, (*where, key), "")
-                    for key in ("prompt_length", "max_seq_len"):
-                        self.at_most(getattr(metric, key), MAX_LENGTH, (*where, key), "tokens")
-
-    def at_most(self, value: int, limit: int, path: KeyPath, unit: str) -> None:
-        if value > limit:
-            self.add(
-                f"{value} {unit} is beyond any sensible value (at most {limit})".replace("  ", " "),
-                path,
-                f"use a value of at most {limit}",
-            )
-
-    # -- the local model's layers ------------------------------------------------------------
-    def model_layers(self) -> ModelLayers | None:
-        """The layers of a local model folder (from its safetensors headers), else None."""
-        if not hasattr(self, "_layers"):
-            kind, value = classify_model_path(self.recipe.model.path, self.loaded.base_dir)
-            self._layers = ModelLayers.read(Path(value)) if kind == "local" else None
-        return self._layers
-
-    def check_model_layers(self) -> None:
-        """target_modules and group_size against the local model: a name that matches no
-        layer, or a group size that does not divide a layer, fails only at run time."""
-        layers = self.model_layers()
-        if layers is None:
-            return
-        for i, step in enumerate(self.recipe.steps):
-            if isinstance(step, OlivePassStep):
-                return  # what it does to the layers is unknown
-            if isinstance(step, LoraStep) and step.target_modules and step.method != "qlora":
-                for k, target in enumerate(step.target_modules):
-                    problem = layers.target_problem(target)
-                    if problem is not None:
-                        self.add(problem[0], _step_path(i, step, "target_modules", k), problem[1])
-            if isinstance(step, GptqStep | RtnStep) and step.group_size != -1:
-                embeds = isinstance(step, RtnStep) and step.embeds
-                width = layers.undivided(step.group_size, lm_head=step.lm_head, embeds=embeds)
-                if width is not None:
-                    module, columns = width
-                    self.add(
-                        f"group_size {step.group_size} does not divide the {columns} input "
-                        f'columns of {module} (Olive fails: "in_features {columns} must be '
-                        f'divisible by group_size {step.group_size}")',
-                        _step_path(i, step, "group_size"),
-                        f"use -1 or a power of two that divides {columns}",
-                    )
-
-    # -- genai_config search -----------------------------------------------------------------
-    def check_genai_search(self) -> None:
-        """Settings onnxruntime-genai accepts one by one but fails on together, or against
-        the model (all seen when generating with the tiny model, genai 0.14.1)."""
-        for i, step in enumerate(self.recipe.steps):
-            if not isinstance(step, GenaiMetadataStep):
-                continue
-            search = step.search
-            where = ("steps", i, step.type, "search")
-            if search.get("past_present_share_buffer"):
-                self.add(
-                    "past_present_share_buffer needs a model-builder graph; the `onnx` export "
-                    "concatenates its KV cache, and genai fails on the first prompt",
-                    (*where, "past_present_share_buffer"),
-                    "remove it (or build with `model_builder` instead)",
-                )
-            if search.get("do_sample") and search.get("num_beams", 1) > 1:
-                self.add(
-                    'do_sample with num_beams > 1: genai refuses it ("TopK and TopP cannot be '
-                    'used with a beam search")',
-                    (*where, "num_beams"),
-                    "use `num_beams: 1` with sampling, or `do_sample: false` with beams",
-                )
-            config = self.model_config()
-            context = config.get("max_position_embeddings")
-            if isinstance(context, int) and search.get("max_length", 0) > context:
-                self.add(
-                    f"max_length {search['max_length']} is beyond the model's context length "
-                    f'{context} (genai: "max_length cannot be greater than model '
-                    'context_length")',
-                    (*where, "max_length"),
-                    f"use a max_length of at most {context}",
-                )
-            vocab = config.get("vocab_size")
-            if isinstance(vocab, int) and search.get("top_k", 0) > vocab:
-                self.add(
-                    f"top_k {search['top_k']} is beyond the model's vocabulary of {vocab} "
-                    "tokens (genai aborts when sampling)",
-                    (*where, "top_k"),
-                    f"use a top_k of at most {vocab}",
-                )
-
-    def model_config(self) -> dict[str, object]:
-        """config.json of a local model folder, else {}."""
-        kind, value = classify_model_path(self.recipe.model.path, self.loaded.base_dir)
-        if kind != "local":
-            return {}
-        try:
-            config = json.loads((Path(value) / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return config if isinstance(config, dict) else {}
 
 
 def check_rules(loaded: LoadedRecipe) -> list[Problem]:
