@@ -3,20 +3,13 @@ put in place without deleting anything it did not write."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from olive_workflows.core.ownership import file_sha256 as sha256
 
 
 def is_complete(folder: Path, marker_name: str, kind: str, required: str) -> bool:
