@@ -59,11 +59,18 @@ def load_recipe(recipe: RecipeSource, *, base_dir: BaseDir = None) -> LoadedReci
         raise RecipeError([Problem(f"cannot read the recipe: {exc.strerror}", file=path)]) from None
 
 
-def render_workflow(recipe: RecipeSource, *, base_dir: BaseDir = None) -> RenderedWorkflow:
-    """The one Olive workflow config a recipe renders to (`.config`, a plain dict)."""
+def render_workflow(
+    recipe: RecipeSource, *, base_dir: BaseDir = None, adapter: str | None = None
+) -> RenderedWorkflow:
+    """The Olive workflow config a recipe renders to (`.config`, a plain dict). A recipe with
+    several named adapters runs as one workflow per adapter: the main one by default (the
+    whole chain, training the first adapter), the one training `adapter` when given."""
     loaded = load_recipe(recipe, base_dir=base_dir)
     with _named(loaded):
-        return _render(loaded)
+        try:
+            return _render(loaded, adapter=adapter)
+        except ValueError as exc:  # no such adapter
+            raise RecipeError([Problem(str(exc), file=loaded.path)]) from None
 
 
 def render_to_text(
@@ -73,9 +80,10 @@ def render_to_text(
     output: Path | None = None,
     check: bool = False,
     base_dir: BaseDir = None,
+    adapter: str | None = None,
 ) -> tuple[str, RenderedWorkflow]:
     """Canonical config text for a recipe; with `check`, Olive must accept it too."""
-    rendered = render_workflow(recipe, base_dir=base_dir)
+    rendered = render_workflow(recipe, base_dir=base_dir, adapter=adapter)
     if check:
         with _named(rendered.loaded):
             _olive_check(rendered)
@@ -299,11 +307,20 @@ def _named_path(path: Path) -> Iterator[None]:
 
 
 def _olive_check(rendered: RenderedWorkflow) -> None:
+    """Olive must accept the config; for a multi-adapter recipe's main workflow, also each
+    later adapter's training workflow."""
     from olive_workflows.engine.check import check_config
+    from olive_workflows.recipe.multi import adapter_names
 
-    problems = check_config(rendered)
+    workflows = [rendered]
+    if rendered.adapter is None:
+        workflows += [
+            _render(rendered.loaded, adapter=name)
+            for name in adapter_names(rendered.loaded.recipe)[1:]
+        ]
+    problems = [problem for workflow in workflows for problem in check_config(workflow)]
     if problems:
-        raise OliveCheckError(problems)
+        raise OliveCheckError(list(dict.fromkeys(problems)))
 
 
 def recipe_schema() -> dict[str, Any]:

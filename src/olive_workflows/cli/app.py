@@ -47,13 +47,24 @@ def render(
     check: Annotated[
         bool, typer.Option("--check", help="Also validate with Olive itself (imports olive).")
     ] = False,
+    adapter: Annotated[
+        str | None,
+        typer.Option(
+            "--adapter",
+            help="A recipe with several named adapters runs as one Olive workflow per "
+            "adapter: render the one that trains this adapter (default: the main workflow, "
+            "which trains the first adapter and builds the base model).",
+        ),
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
     """Render RECIPE into one Olive workflow config for `olive run --config`."""
     from olive_workflows.api import render_to_text
     from olive_workflows.render.environment import write_materialized
 
-    text, rendered = render_to_text(recipe, fmt=_format(fmt), output=output, check=check)
+    text, rendered = render_to_text(
+        recipe, fmt=_format(fmt), output=output, check=check, adapter=adapter
+    )
     if output is not None:
         from olive_workflows.core.files import atomic_write
         from olive_workflows.core.ownership import check_replaceable, note_written

@@ -60,6 +60,7 @@ def publish(
     ONNX and PyTorch outputs alike (tagged `format`); the folder must hold what its recipe's
     steps produce. Authenticates with DefaultAzureCredential (`az login`, managed identity
     or AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET). See docs/azure.md.
+    A multi-adapter output (adapters.json) is one asset, its manifest in tags and description.
     """
     from olive_workflows.integrations import azureml
 

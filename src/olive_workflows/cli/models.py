@@ -109,8 +109,9 @@ def eval_(
         typer.Option(
             "--data",
             help="A data set of the run's recipe, or a .jsonl file (formatted with the "
-            "training template). Default: the lora step's eval_data, else a data set named "
-            "*_eval.",
+            "training template). Default: the recipe's evaluate.quality sets when it lists "
+            "several (each adapter on each set), else the lora step's eval_data, else a data "
+            "set named *_eval.",
         ),
     ] = None,
     reference: Annotated[
@@ -133,10 +134,10 @@ def eval_(
     came from, the largest logit difference between the two, and greedy answers to fixed
     prompts."""
     from olive_workflows.cli.chat import parse_adapters
-    from olive_workflows.runtime.evaluate import evaluate_plan, plan_for_output
+    from olive_workflows.runtime.evaluate import measure_sets, plans_for_output
 
     try:
-        plan = plan_for_output(
+        plans = plans_for_output(
             output_dir,
             parse_adapters(adapter, output_dir) if adapter else None,
             data,
@@ -146,8 +147,9 @@ def eval_(
     except ValueError as exc:
         raise OliveWorkflowsError(str(exc)) from None
     if not as_json:
-        echo_err(f"scoring {plan.data['rows']} rows of `{plan.data['name']}` ...")
-    result = evaluate_plan(plan).to_json()
+        sets = ", ".join(f"{p.data['rows']} rows of `{p.data['name']}`" for p in plans)
+        echo_err(f"scoring {sets} ...")
+    result = measure_sets(plans)
     if save:
         from olive_workflows.runtime.evaluate import save_quality
 
@@ -173,6 +175,13 @@ def _print_quality(result: dict[str, Any]) -> None:
         extra = score.get("max_abs_logit_diff_vs_onnx")
         note = f"  (max |logit diff| vs onnx {extra:.2e})" if extra is not None else ""
         print(f"{label:<28} {score['ppl']:>11.3f} {change:>8}{note}")
+    if "cross" in result:
+        sets = list(result["data_sets"])
+        print("\nheld-out perplexity, every model on every set (lower is better):")
+        print(f"{'model':<28}" + "".join(f" {name:>14}" for name in sets))
+        for model, row in result["cross"].items():
+            cells = "".join(f" {row.get(name, float('nan')):>14.3f}" for name in sets)
+            print(f"{model:<28}{cells}")
     for row in result["answers"]:
         print(f"\n> {row['prompt']}")
         for name, text in row.items():

@@ -110,6 +110,8 @@ def print_summary(summary: RunSummary) -> None:
         console.print(f"winner: {summary.best['model_id']} ({metrics})")
     if summary.quality is not None:
         console.print(_quality_table(summary.quality))
+        if "cross" in summary.quality:
+            console.print(_cross_table(summary.quality))
     for warning in summary.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"config: {summary.config_path}  (run it directly: olive run --config ...)")
@@ -142,5 +144,25 @@ def _quality_table(quality: dict[str, Any]) -> Table:
             f"{ppl:.3f}" if isinstance(ppl, int | float) else "-",
             f"{change:+.0f}%" if isinstance(change, int | float) else "",
             f"{diff:.2e}" if isinstance(diff, int | float) else "",
+        )
+    return table
+
+
+def _cross_table(quality: dict[str, Any]) -> Table:
+    """Several held-out sets (a multi-adapter recipe): every model on every set."""
+    cross: dict[str, dict[str, Any]] = quality.get("cross") or {}
+    sets = list(quality.get("data_sets") or {})
+    table = Table(
+        title="held-out perplexity, every model on every set (lower is better)",
+        title_justify="left",
+    )
+    table.add_column("model", no_wrap=True)
+    for name in sets:
+        table.add_column(name, justify="right")
+    for model, row in cross.items():
+        cells = [row.get(name) for name in sets]
+        table.add_row(
+            "onnx base" if model == "base" else f"onnx + {model}",
+            *(f"{v:.3f}" if isinstance(v, int | float) else "-" for v in cells),
         )
     return table

@@ -40,6 +40,7 @@ from olive_workflows.engine.watch import (
     stdout_to_stderr,
     watch_olive,
 )
+from olive_workflows.recipe.multi import adapter_names
 from olive_workflows.recipe.schema import LoadedRecipe
 from olive_workflows.recipe.steps import ExtractAdaptersStep, GenaiMetadataStep, ModelBuilderStep
 from olive_workflows.render.environment import RenderedWorkflow, render_workflow
@@ -92,10 +93,12 @@ class RunSummary:
 
 
 def config_path_for(rendered: RenderedWorkflow) -> Path:
-    """The user-facing config is written next to the output folder: `<out>.olive.json`."""
+    """The user-facing config is written next to the output folder: `<out>.olive.json`; an
+    adapter's training workflow (multi-adapter recipes) as `<out>.<adapter>.olive.json`."""
     out = Path(rendered.config["engine"]["output_dir"])
     fmt = rendered.loaded.recipe.output.format
-    return out.with_name(f"{out.name}.olive.{fmt}")
+    middle = f".{rendered.adapter}" if rendered.adapter else ""
+    return out.with_name(f"{out.name}{middle}.olive.{fmt}")
 
 
 def _staging_dir(output_dir: Path) -> Path:
@@ -210,24 +213,15 @@ def _run_info(rendered: RenderedWorkflow) -> dict[str, Any]:
 def _pytorch_reference(rendered: RenderedWorkflow, staging: Path) -> dict[str, Any]:
     """The PyTorch models this output came from, for `eval`: the input model (when local) and
     the trained adapter as Olive's cache keeps it (PEFT folder), if any."""
-    engine = rendered.config["engine"]
     model_path = rendered.config["input_model"].get("model_path")
     out: dict[str, Any] = {
         "model": model_path if isinstance(model_path, str) and Path(model_path).is_dir() else None
     }
-    try:
-        footprint = json.loads((staging / "footprint.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return out
-    runs = Path(engine["cache_dir"]) / str(rendered.config.get("workflow_id", "")) / "runs"
-    for node_id in footprint.get("nodes", footprint):
-        try:
-            config = json.loads((runs / node_id / "model.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        adapter = (config.get("config") or {}).get("adapter_path")
-        if isinstance(adapter, str) and Path(adapter).is_dir():
-            out["adapter"] = adapter
+    from olive_workflows.engine.adapter_set import cached_adapter
+
+    adapter = cached_adapter(rendered.config, staging / "footprint.json")
+    if adapter is not None:
+        out["adapter"] = adapter
     return out
 
 
@@ -239,18 +233,25 @@ def prepare(recipe_path: str | Path) -> RenderedWorkflow:
 
 
 def _check_and_write_config(rendered: RenderedWorkflow) -> None:
+    """Check the config with Olive and write it beside the output; for a multi-adapter recipe
+    also each later adapter's training config (checked before anything runs)."""
     from olive_workflows.engine.check import check_config
     from olive_workflows.render.environment import write_materialized
 
-    problems = check_config(rendered)
+    workflows = [rendered] + [
+        render_workflow(rendered.loaded, adapter=name)
+        for name in adapter_names(rendered.loaded.recipe)[1:]
+    ]
+    problems = [problem for workflow in workflows for problem in check_config(workflow)]
     if problems:
-        raise OliveCheckError(problems)
+        raise OliveCheckError(list(dict.fromkeys(problems)))
     write_materialized(rendered)
-    path = config_path_for(rendered)
-    text = dump(rendered.config, rendered.loaded.recipe.output.format)
-    check_replaceable(path, force=False, what="the rendered config written beside the output")
-    atomic_write(path, text)
-    note_written(path, text.encode("utf-8"))
+    for workflow in workflows:
+        path = config_path_for(workflow)
+        text = dump(workflow.config, rendered.loaded.recipe.output.format)
+        check_replaceable(path, force=False, what="the rendered config written beside the output")
+        atomic_write(path, text)
+        note_written(path, text.encode("utf-8"))
 
 
 def _owner(rendered: RenderedWorkflow) -> str:
@@ -454,39 +455,65 @@ def _run_engine(
     import_olive()
     from olive.workflows import run as olive_run
 
-    workflow_output = None
-    interrupted = SigintFlag()
-    try:
-        with watch_olive(watcher), stdout_to_stderr(), interrupted:
-            workflow_output = olive_run(config)
-    except KeyboardInterrupt:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    except Exception as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if interrupted.seen:
-            # Ctrl-C surfaced as another exception inside a library: still an interruption.
-            raise KeyboardInterrupt from exc
-        raise RunError(
-            [
-                Problem(f"Olive failed: {type(exc).__name__}: {' '.join(str(exc).split())[:500]}"),
-                *(Problem(f) for f in dict.fromkeys(watcher.failures)),
-                Problem("the previous output (if any) was left untouched", fix=f"log: {log_file}"),
-            ]
-        ) from exc
+    from olive_workflows.patches import awq_compat
+
+    # onnxruntime-genai's builder imports AutoAWQ whenever it is installed (its quantized-model
+    # path); autoawq 0.2.9 cannot be imported on transformers 4.57 without this alias (seen on
+    # the GPU machine: qlora -> model_builder failed with "cannot import PytorchGELUTanh").
+    awq_compat.install()
+
+    def run_olive(olive_config: dict[str, Any]) -> Any:
+        interrupted = SigintFlag()
+        try:
+            with watch_olive(watcher), stdout_to_stderr(), interrupted:
+                return olive_run(olive_config)
+        except KeyboardInterrupt:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        except Exception as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if interrupted.seen:
+                # Ctrl-C surfaced as another exception inside a library: still an interruption.
+                raise KeyboardInterrupt from exc
+            raise RunError(
+                [
+                    Problem(
+                        f"Olive failed: {type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+                    ),
+                    *(Problem(f) for f in dict.fromkeys(watcher.failures)),
+                    Problem(
+                        "the previous output (if any) was left untouched", fix=f"log: {log_file}"
+                    ),
+                ]
+            ) from exc
+
+    workflow_output = run_olive(config)
     try:
         _verify(staging, rendered, watcher, workflow_output)
     except RunError:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
+    pytorch = _pytorch_reference(rendered, staging)
+    manifest = None
+    if adapter_names(rendered.loaded.recipe):
+        from olive_workflows.engine.adapter_set import build_adapter_set
+
+        try:
+            manifest = build_adapter_set(rendered, staging, pytorch.get("adapter"), run_olive)
+        except RunError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     candidates = _candidates(staging, _searched_parameters(rendered.config))
     best = None
     best_node = workflow_output.get_best_candidate() if workflow_output is not None else None
     if best_node is not None and candidates:
         best = next((c for c in candidates if c["model_id"] == best_node.model_id), None)
-    pytorch = _pytorch_reference(rendered, staging)
     quality, quality_warnings = _quality_into(staging, rendered, pytorch, measure_quality)
+    if manifest is not None and quality is not None:
+        from olive_workflows.engine.adapter_set import add_quality
+
+        add_quality(staging, manifest, quality)
     report_warnings = _report_into(
         staging,
         rendered,

@@ -116,8 +116,7 @@ def watch_olive(watcher: OliveLogWatcher) -> Iterator[None]:
     finally:
         logger.handlers, logger.propagate, _ = saved
         logger.setLevel(saved[2])
-        root.handlers = saved_root
-        watcher.close()
+        root.handlers = saved_root  # the log file stays open: a run may call Olive again
 
 
 class _FileOnly(logging.Handler):

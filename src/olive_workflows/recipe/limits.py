@@ -292,3 +292,20 @@ class LimitChecks:
         except (OSError, ValueError):
             return {}
         return config if isinstance(config, dict) else {}
+
+    def check_calibration(self, i: int, step: AwqStep) -> None:
+        if step.calibration is None or step.calibration not in self.recipe.data:
+            return
+        ds = self.recipe.data[step.calibration]
+        if ds.dataset is not None and ds.text_field is None:
+            self.add(
+                "AWQ reads a hub data set only through a text column",
+                step_path(i, step, "calibration"),
+                f"give data set `{step.calibration}` a `text_field`, or use local `files`",
+            )
+        if ds.chat_template:
+            self.add(
+                "AWQ calibration cannot apply a chat template (AutoAWQ reads plain text)",
+                step_path(i, step, "calibration"),
+                f"give data set `{step.calibration}` a `template` instead",
+            )

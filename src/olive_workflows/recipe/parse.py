@@ -312,13 +312,14 @@ def _translate(exc: ValidationError, data: Any, source: SourceMap) -> list[Probl
             msg = re.sub(r" or instance of \w+$", "", msg)  # our class names mean nothing here
             # Our own validators write "what is wrong; how to fix it".
             msg, _, fix = msg.partition("; ")
-            problems.append(
-                source.problem(
-                    f"invalid value {_describe(first.get('input'), path)}: {msg}",
-                    path,
-                    fix or _fix_for(errs),
-                )
-            )
+            where = path
+            if isinstance(first.get("input"), dict):
+                # A validator of a whole mapping: its message says what; no value to quote.
+                missing = re.match(r"required key `(\w+)` is missing", msg)
+                where = (*path, missing[1]) if missing else path
+            else:
+                msg = f"invalid value {_describe(first.get('input'), path)}: {msg}"
+            problems.append(source.problem(msg, where, fix or _fix_for(errs)))
     return problems
 
 

@@ -19,6 +19,7 @@ from olive_workflows.recipe.data import (
     template_fields,
 )
 from olive_workflows.recipe.limits import STEP_TRAINING_ARGS, LimitChecks, step_path
+from olive_workflows.recipe.quality_rules import QualityChecks
 from olive_workflows.recipe.schema import ALLOWED_PROVIDERS, DataSet, PerplexityMetric, TimingMetric
 from olive_workflows.recipe.steps import (
     AwqStep,
@@ -47,7 +48,7 @@ DATA_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "
 EXTRACTABLE_METHODS = {"lora", "qlora"}
 
 
-class _Checker(LimitChecks):
+class _Checker(LimitChecks, QualityChecks):
     def __init__(self, loaded: LoadedRecipe) -> None:
         self.loaded = loaded
         self.recipe = loaded.recipe
@@ -287,8 +288,15 @@ class _Checker(LimitChecks):
         quantized_by: str | None,
     ) -> None:
         where = step_path(i, step)
-        self.check_data_ref(step.data, step_path(i, step, "data"))
-        self.check_data_ref(step.eval_data, step_path(i, step, "eval_data"))
+        if step.adapters is not None:
+            from olive_workflows.recipe.multi import check_adapters
+
+            check_adapters(self, i, step)
+            # The shared checks below, on the first adapter's settings.
+            step = step.for_adapter(step.adapter_names[0])
+        else:
+            self.check_data_ref(step.data, step_path(i, step, "data"))
+            self.check_data_ref(step.eval_data, step_path(i, step, "eval_data"))
         if adapter is not None:
             self.add(
                 "a second `lora` step needs the first adapter merged",
@@ -312,7 +320,7 @@ class _Checker(LimitChecks):
             # AutoAWQ multiplies batches of >= 1024 tokens by dequantizing first (works in any
             # dtype); smaller ones go through its triton GEMM, which then gets fp16 x fp32
             # operands (GPU runs: docs/benchmarks-gpu.md). Olive pads every example.
-            ds = self.recipe.data.get(step.data)
+            ds = self.recipe.data.get(step.data or "")
             tokens = step.batch_size * ds.max_seq_len if ds else 0
             if tokens < 1024:
                 self.add(
@@ -371,23 +379,6 @@ class _Checker(LimitChecks):
                     step_path(i, step, "training_args", key),
                     "write `torch_dtype: float16` on the step instead",
                 )
-
-    def check_calibration(self, i: int, step: AwqStep) -> None:
-        if step.calibration is None or step.calibration not in self.recipe.data:
-            return
-        ds = self.recipe.data[step.calibration]
-        if ds.dataset is not None and ds.text_field is None:
-            self.add(
-                "AWQ reads a hub data set only through a text column",
-                step_path(i, step, "calibration"),
-                f"give data set `{step.calibration}` a `text_field`, or use local `files`",
-            )
-        if ds.chat_template:
-            self.add(
-                "AWQ calibration cannot apply a chat template (AutoAWQ reads plain text)",
-                step_path(i, step, "calibration"),
-                f"give data set `{step.calibration}` a `template` instead",
-            )
 
     def check_precision(
         self, i: int, step: Step, precision: str, device: str, provider: str
@@ -576,64 +567,6 @@ class _Checker(LimitChecks):
                     ("evaluate", "metrics"),
                     "merge their stats into one entry",
                 )
-
-    def check_quality(self) -> None:
-        """`evaluate.quality`: what `run` scores after the output is verified, through
-        onnxruntime-genai (runtime/evaluate.py reads the data set's local JSON rows and cuts
-        its template at `{response}`)."""
-        evaluate = self.recipe.evaluate
-        quality = evaluate.quality if evaluate is not None else None
-        if quality is None:
-            return
-        where: KeyPath = ("evaluate", "quality")
-        if not any(isinstance(s, GenaiMetadataStep | ModelBuilderStep) for s in self.recipe.steps):
-            self.add(
-                "quality is measured through onnxruntime-genai, which loads the output by its "
-                "genai_config.json, and no step writes one",
-                where,
-                "add a `genai_metadata` step after the ONNX export (or build with "
-                "`model_builder`), or remove `quality`",
-            )
-        if quality.reference:
-            kind, _ = classify_model_path(self.recipe.model.path, self.loaded.base_dir)
-            if kind != "local":
-                self.add(
-                    "reference scores the PyTorch input model, which is read from a local "
-                    "model folder only",
-                    (*where, "reference"),
-                    "point model.path at a local folder, or remove `reference: true`",
-                )
-        name = quality.data
-        self.check_data_ref(name, (*where, "data"))
-        ds = self.recipe.data.get(name)
-        if ds is None:
-            return
-        if not ds.files:
-            self.add(
-                f"quality scores the rows of local files, and data set `{name}` has none "
-                "(a hub `dataset` is not read here)",
-                (*where, "data"),
-                "point `quality.data` at a data set with `files:` (.json or .jsonl)",
-            )
-        else:
-            for j, file in enumerate(ds.files):
-                if Path(file).suffix.lower() not in (".json", ".jsonl"):
-                    self.add(
-                        f"quality reads .json and .jsonl files; `{Path(file).name}` of data "
-                        f"set `{name}` is not one",
-                        ("data", name, "files", j),
-                        "convert it to JSON lines, or score another data set",
-                    )
-        if ds.template is None or "{response}" not in ds.template:
-            self.add(
-                f"quality scores the response tokens, and data set `{name}` has no `template` "
-                "with `{response}` to find them",
-                (*where, "data"),
-                f"give `{name}` a template such as "
-                '"<|user|>\\n{prompt}<|end|>\\n<|assistant|>\\n{response}<|end|>"',
-            )
-
-    # -- names: every step its own Olive pass, every data config its own name --------------
 
 
 def check_rules(loaded: LoadedRecipe) -> list[Problem]:

@@ -199,11 +199,18 @@ class QualityCheck(StrictModel):
     verified (what `olive-workflows eval` measures): through onnxruntime-genai without and with
     each adapter file, written to quality.json and shown in the summary and report.html."""
 
-    data: Identifier = Field(
+    data: Identifier | Annotated[list[Identifier], Field(min_length=1)] = Field(
         description="Recipe data set to score: local .json/.jsonl `files` and a `template` with "
         "`{response}` (the response tokens are scored, the prompt's masked). Use rows training "
-        'never saw, e.g. a `travel_eval` data set with `split: "train[250:]"`.'
+        'never saw, e.g. a `travel_eval` data set with `split: "train[250:]"`. A list scores '
+        "each set (several adapters: each adapter on each adapter's held-out set)."
     )
+
+    @property
+    def data_sets(self) -> list[str]:
+        """The data sets to score, in order, each once."""
+        return list(dict.fromkeys([self.data] if isinstance(self.data, str) else self.data))
+
     reference: bool = Field(
         default=False,
         description="Also score the PyTorch input model (and PyTorch + the trained PEFT adapter) "

@@ -13,6 +13,7 @@ import jinja2
 
 from olive_workflows.core.files import atomic_write
 from olive_workflows.core.paths import shipped
+from olive_workflows.recipe.multi import main_variant, training_variant
 from olive_workflows.recipe.parse import load_recipe
 from olive_workflows.recipe.schema import LoadedRecipe
 from olive_workflows.render.context import RenderContext, build_context
@@ -72,11 +73,16 @@ def environment() -> jinja2.Environment:
 
 @dataclass(frozen=True)
 class RenderedWorkflow:
-    """An Olive config (plain data) and how it maps back to the recipe."""
+    """An Olive config (plain data) and how it maps back to the recipe.
+
+    `loaded` is the recipe as written; `adapter` names the adapter whose training workflow
+    this is (a multi-adapter recipe runs one per adapter after the first), None for the
+    recipe's main workflow."""
 
     config: dict[str, Any]
     context: RenderContext
     loaded: LoadedRecipe
+    adapter: str | None = None
 
 
 def render_text(context: RenderContext) -> str:
@@ -85,22 +91,30 @@ def render_text(context: RenderContext) -> str:
 
 
 def render_workflow(
-    recipe: str | Path | LoadedRecipe, *, output_dir: Path | None = None
+    recipe: str | Path | LoadedRecipe,
+    *,
+    output_dir: Path | None = None,
+    adapter: str | None = None,
 ) -> RenderedWorkflow:
     """Render a recipe into one Olive workflow config.
+
+    A recipe with several named adapters (`lora: {adapters: ...}`) runs as several Olive
+    workflows: by default the main one (the whole chain, training the first adapter); with
+    `adapter`, the one that trains that adapter (recipe/multi.py says why).
 
     >>> wf = render_workflow("workflows/tiny-travel-cpu.yaml")  # doctest: +SKIP
     >>> list(wf.config["passes"])
     ['lora', 'onnx', 'genai_metadata', 'optimize_peephole', 'optimize_transformers', ...]
     """
     loaded = recipe if isinstance(recipe, LoadedRecipe) else load_recipe(recipe)
-    context = build_context(loaded, output_dir=output_dir)
+    variant = main_variant(loaded) if adapter is None else training_variant(loaded, adapter)
+    context = build_context(variant, output_dir=output_dir)
     text = render_text(context)
     try:
         config = json.loads(text)
     except json.JSONDecodeError as exc:  # a template bug, not a user error
         raise RuntimeError(f"template produced invalid JSON ({exc}):\n{text}") from exc
-    return RenderedWorkflow(config=config, context=context, loaded=loaded)
+    return RenderedWorkflow(config=config, context=context, loaded=loaded, adapter=adapter)
 
 
 def write_materialized(rendered: RenderedWorkflow) -> list[Path]:

@@ -204,7 +204,18 @@ class ChatSession:
 
 
 def discover_adapters(model_dir: Path) -> dict[str, Path]:
-    """Every `*.onnx_adapter` file in `model_dir`, keyed by file stem, sorted by name."""
+    """The folder's adapters by name: from its adapters.json (a multi-adapter run's manifest,
+    in the recipe's order) when it has one, else every `*.onnx_adapter` file keyed by file
+    stem, sorted by name."""
+    from olive_workflows.core.manifest import ManifestError, manifest_adapters
+
+    try:
+        named = manifest_adapters(Path(model_dir))
+    except ManifestError as exc:
+        fix = "re-run the recipe that wrote the folder"
+        raise ChatError([Problem(str(exc), fix=fix)]) from None
+    if named is not None:
+        return named
     found = sorted(Path(model_dir).glob(f"*{ADAPTER_SUFFIX}"))
     return {path.stem: path for path in found if path.is_file()}
 

@@ -274,10 +274,36 @@ def plan_for_output(
     recipe's held-out data set (`data`: a data set name, or a .jsonl file formatted with the
     recipe's training template), every adapter file in the folder, and the PyTorch models.
     Raises ValueError with the fix when something cannot be found."""
+    loaded, pytorch = _output_recipe(Path(output_dir))
+    return plan_for_recipe(
+        Path(output_dir), loaded, pytorch, adapters, data, reference=reference, limit=limit
+    )
+
+
+def plans_for_output(
+    output_dir: Path,
+    adapters: Mapping[str, Path] | None = None,
+    data: str | None = None,
+    *,
+    reference: bool = True,
+    limit: int | None = None,
+) -> list[EvalPlan]:
+    """`plan_for_output` for every data set `eval` scores (quality_sets): one plan, or one
+    per held-out set of a recipe whose `evaluate.quality` lists several."""
+    loaded, pytorch = _output_recipe(Path(output_dir))
+    return [
+        plan_for_recipe(
+            Path(output_dir), loaded, pytorch, adapters, name, reference=reference, limit=limit
+        )
+        for name in quality_sets(loaded, data)
+    ]
+
+
+def _output_recipe(output_dir: Path) -> tuple[LoadedRecipe, dict[str, Any]]:
+    """The recipe that made an output folder, and its run record's `pytorch` entry."""
     from olive_workflows.core.ownership import RUN_MARKER
     from olive_workflows.recipe.parse import load_recipe
 
-    output_dir = Path(output_dir)
     record_path = output_dir / RUN_MARKER
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
@@ -291,15 +317,7 @@ def plan_for_output(
         raise ValueError(
             f"{output_dir}: its recipe {recipe_path} is gone; eval reads the data sets from it"
         )
-    return plan_for_recipe(
-        output_dir,
-        load_recipe(recipe_path),
-        record.get("pytorch") or {},
-        adapters,
-        data,
-        reference=reference,
-        limit=limit,
-    )
+    return load_recipe(recipe_path), record.get("pytorch") or {}
 
 
 def plan_for_recipe(
@@ -333,7 +351,9 @@ def plan_for_recipe(
             f"{recipe_path}: no held-out data set to score on (none ends in `_eval`); pass "
             f"--data with one of: {', '.join(names) or 'none'}, or a .jsonl file"
         )
-    train = recipe.data[lora.data] if lora is not None else next(iter(recipe.data.values()))
+    if lora is not None and lora.adapters is not None:
+        lora = lora.for_adapter(lora.adapter_names[0])
+    train = recipe.data[lora.data] if lora and lora.data else next(iter(recipe.data.values()))
     if chosen in recipe.data:
         ds = recipe.data[chosen]
         if not ds.files or not ds.template:
@@ -359,8 +379,8 @@ def plan_for_recipe(
     found = {name: Path(path).resolve() for name, path in found.items()}
     ref_model = Path(pytorch["model"]) if reference and pytorch.get("model") else None
     ref_adapters: dict[str, Path] = {}
-    if ref_model is not None and pytorch.get("adapter") and len(found) == 1:
-        ref_adapters[next(iter(found))] = Path(pytorch["adapter"])
+    if ref_model is not None:
+        ref_adapters = _reference_adapters(output_dir, found, pytorch)
     return EvalPlan(
         model_dir=output_dir,
         adapters=found,
@@ -369,6 +389,61 @@ def plan_for_recipe(
         reference_model=ref_model,
         reference_adapters=ref_adapters,
     )
+
+
+def _reference_adapters(
+    output_dir: Path, found: Mapping[str, Path], pytorch: Mapping[str, Any]
+) -> dict[str, Path]:
+    """The PEFT adapter each scored adapter file was made from: from adapters.json when the
+    run made several, else the run record's one trained adapter for a lone adapter file."""
+    from olive_workflows.core.manifest import read_manifest
+
+    manifest = read_manifest(output_dir)
+    if manifest is not None:
+        entries = manifest["adapters"]
+        return {
+            name: Path(entries[name]["peft"])
+            for name in found
+            if name in entries and Path(str(entries[name].get("peft", ""))).is_dir()
+        }
+    if pytorch.get("adapter") and len(found) == 1:
+        return {next(iter(found)): Path(pytorch["adapter"])}
+    return {}
+
+
+def quality_sets(loaded: LoadedRecipe, data: str | None) -> list[str | None]:
+    """The data sets `eval` scores: `data` when given, else the recipe's `evaluate.quality`
+    sets when it lists several, else [None] (plan_for_recipe's default)."""
+    if data is not None:
+        return [data]
+    block = loaded.recipe.evaluate
+    if block is not None and block.quality is not None and len(block.quality.data_sets) > 1:
+        return list(block.quality.data_sets)
+    return [None]
+
+
+def measure_sets(plans: list[EvalPlan], prompts: Iterable[str] = FIXED_PROMPTS) -> dict[str, Any]:
+    """quality.json for one or several held-out sets. One: `evaluate`'s result. Several: the
+    first set's result (answers included, so every reader of quality.json keeps working) plus
+    `data_sets`: every set's result by name, and `cross`: the perplexity table, model (base,
+    each adapter) -> data set -> ppl, the figure that shows each adapter on its own set."""
+    results = []
+    for k, plan in enumerate(plans):
+        results.append(evaluate_plan(plan, prompts if k == 0 else ()).to_json())
+    if len(results) == 1:
+        return results[0]
+    by_name = {plan.data["name"]: result for plan, result in zip(plans, results, strict=True)}
+    cross: dict[str, dict[str, float]] = {"base": {}}
+    for set_name, result in by_name.items():
+        cross["base"][set_name] = result["base"]["ppl"]
+        for name, score in result["adapters"].items():
+            cross.setdefault(name, {})[set_name] = score["ppl"]
+    return {
+        **results[0],
+        "data_sets": by_name,
+        "cross": cross,
+        "seconds": round(sum(r["seconds"] for r in results), 1),
+    }
 
 
 def save_quality(output_dir: Path, result: dict[str, Any]) -> Path:
@@ -401,10 +476,13 @@ def quality_for_run(
     spec = evaluate_block.quality if evaluate_block is not None else None
     if spec is None:
         return None
-    plan = plan_for_recipe(
-        staging, loaded, pytorch, data=spec.data, reference=spec.reference, limit=spec.limit
-    )
-    result = evaluate_plan(plan, FIXED_PROMPTS[: spec.prompts]).to_json()
+    plans = [
+        plan_for_recipe(
+            staging, loaded, pytorch, data=name, reference=spec.reference, limit=spec.limit
+        )
+        for name in spec.data_sets
+    ]
+    result = measure_sets(plans, FIXED_PROMPTS[: spec.prompts])
     text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
     atomic_write(Path(staging) / QUALITY_FILE, text)
     return result

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from olive_workflows.integrations.azureml.adapters import AdapterSet, read_adapter_set
 from olive_workflows.integrations.azureml.errors import AzureMLError, _translated
 from olive_workflows.integrations.azureml.runinfo import (
     RUN_INFO_FILE,
@@ -68,9 +69,11 @@ def plan_publish(
 
     The recipe is `recipe` if given, else the one recorded in the folder's run record. Its
     `publish:` block gives defaults; when the folder has no run record, the recipe also
-    gives the tags (name, steps, target), which is what `recipe` is for.
+    gives the tags (name, steps, target), which is what `recipe` is for. A folder with an
+    adapters.json (a multi-adapter run) must hold every file it lists.
     """
     _check_folder(output_dir)
+    adapters = read_adapter_set(output_dir)
     notes: list[str] = []
     recorded = _recorded_recipe(output_dir)
     parsed = None
@@ -99,6 +102,12 @@ def plan_publish(
             f"no asset name; pass --name, or set `publish: {{name: ...}}` in the recipe{gone}"
         )
     fmt = _check_finished_run(output_dir, info)
+    if adapters is not None:
+        names = ", ".join(a.name for a in adapters.adapters)
+        notes.append(
+            f"{output_dir} holds one base model and {len(adapters.adapters)} adapters ({names}): "
+            "they are published together as one asset, listed in its tags and description"
+        )
     return PublishPlan(
         name=name,
         version=version or block.get("version"),
@@ -139,11 +148,15 @@ def build_model_asset(
     """The model asset for a finished run's output folder (a local path: nothing is sent).
 
     It is built by the SDK's own YAML loader, the path `az ml model create --file` takes,
-    so what `--dry-run` prints and what `publish` sends cannot drift apart.
+    so what `--dry-run` prints and what `publish` sends cannot drift apart. With an
+    adapters.json, the folder is one base model and its adapters: the asset's tags and
+    description list them (`adapters`, `adapter.<name>.file`, ...).
     """
     output_dir = output_dir.resolve()
+    adapters = read_adapter_set(output_dir)
     fmt = _check_finished_run(output_dir, info)
-    return _load_model(_model_spec(str(output_dir), name, version, info, extra_tags, fmt=fmt))
+    spec = _model_spec(str(output_dir), name, version, info, extra_tags, fmt=fmt, adapters=adapters)
+    return _load_model(spec)
 
 
 def model_asset_yaml(model: Model) -> str:
@@ -161,6 +174,7 @@ def _model_spec(
     extra_tags: Mapping[str, str] | None,
     *,
     fmt: str,
+    adapters: AdapterSet | None = None,
 ) -> dict[str, Any]:
     if not _NAME.match(name):
         raise AzureMLError(
@@ -179,12 +193,15 @@ def _model_spec(
         "target": info.target,
         "format": fmt,  # onnx-genai, onnx or pytorch (runinfo.FORMATS)
         "created_by": f"olive-workflows {_tool_version()}",
-        **dict(extra_tags or {}),
+        **(adapters.tags() if adapters is not None else {}),
+        **dict(extra_tags or {}),  # the recipe's publish.tags win
     }
     description = info.description or (
         f"{info.recipe_name}: {' -> '.join(info.steps)} with Olive {info.olive_version} "
         f"for {info.target}"
     )
+    if adapters is not None:
+        description += "\n\n" + adapters.description()
     spec: dict[str, Any] = {
         "name": name,
         "path": path,
@@ -225,6 +242,7 @@ def publish_model(
     output_dir = output_dir.resolve()
     build_model_asset(output_dir, name, version, info, extra_tags=extra_tags)  # checks first
     fmt = _check_finished_run(output_dir, info)
+    adapters = read_adapter_set(output_dir)
     from azure.core.exceptions import ResourceExistsError
 
     hint = "check --subscription, --resource-group and --workspace"
@@ -235,7 +253,7 @@ def publish_model(
         datastore = _default_datastore(client)
         version = _free_version(client, name, version, workspace)
         remote_path = _upload(output_dir, datastore, token, transport)
-        spec = _model_spec(remote_path, name, version, info, extra_tags, fmt=fmt)
+        spec = _model_spec(remote_path, name, version, info, extra_tags, fmt=fmt, adapters=adapters)
         try:
             created = client.models.create_or_update(_load_model(spec))
         except ResourceExistsError as err:  # published by someone else since we looked

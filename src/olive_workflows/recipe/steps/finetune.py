@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from olive_workflows.recipe.steps.base import Identifier, SearchList, Step
+from olive_workflows.recipe.steps.base import Identifier, SearchList, Step, StrictModel
 
 # Upper bounds: beyond them a value is a typo (an extra digit), not a setting. A rank above
 # 4096 is wider than the layers of any model this tool targets; 10 million steps is months.
@@ -36,6 +36,60 @@ LORA_PASS_TYPES: dict[str, str] = {
 }
 
 
+# Fields one exported base model fixes for every adapter it serves: the graph has one LoRA
+# branch per target module with the rank as its inner width, built for one method and dtype.
+SHARED_ADAPTER_FIELDS: dict[str, str] = {
+    "method": "the exported graph has the branch of one adapter kind",
+    "r": "the exported graph's LoRA inputs have the rank as their width",
+    "target_modules": "the exported graph has a LoRA branch on exactly these modules",
+    "torch_dtype": "the adapters are trained and exported in one dtype",
+    "quant_type": "qlora's base quantization is the base model's",
+    "double_quant": "qlora's base quantization is the base model's",
+    "rank_dropout": "loha/lokr only",
+    "module_dropout": "loha/lokr only",
+}
+
+
+class AdapterSpec(StrictModel):
+    """One named adapter of a multi-adapter `lora` step: its data and the training settings
+    that may differ from the step's (the rest, e.g. `r` and `target_modules`, are shared)."""
+
+    data: Identifier = Field(description="Recipe data set this adapter trains on.")
+    eval_data: Identifier | None = Field(
+        default=None, description="Recipe data set to evaluate on during training."
+    )
+    alpha: Alpha | None = Field(
+        default=None, description="Scaling (lora_alpha); folded into the adapter's weights."
+    )
+    dropout: Dropout | None = Field(default=None, description="Dropout on the adapter.")
+    max_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, description="Training steps.")
+    epochs: float | None = Field(default=None, gt=0, le=MAX_EPOCHS, description="Training epochs.")
+    batch_size: int | None = Field(
+        default=None, ge=1, le=MAX_BATCH, description="Per-device train batch size."
+    )
+    gradient_accumulation_steps: int | None = Field(
+        default=None, ge=1, le=MAX_BATCH, description="Accumulation steps."
+    )
+    learning_rate: LearningRate | None = Field(default=None, description="Learning rate.")
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="Training seed.")
+    training_args: dict[str, TrainingValue] | None = Field(
+        default=None,
+        description="Other transformers TrainingArguments, merged over the step's.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_fields(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key, why in SHARED_ADAPTER_FIELDS.items():
+                if key in data:
+                    raise ValueError(
+                        f"`{key}` is shared by every adapter ({why}): set it once on the `lora` "
+                        "step, not per adapter"
+                    )
+        return data
+
+
 class LoraStep(Step):
     """Train an adapter with PEFT: LoRA, QLoRA, DoRA, LoHa or LoKr."""
 
@@ -51,7 +105,18 @@ class LoraStep(Step):
         default="lora",
         description="Adapter kind: lora, qlora (4-bit base, GPU), dora, loha, lokr.",
     )
-    data: Identifier = Field(description="Recipe data set to train on (a key of `data:`).")
+    data: Identifier | None = Field(
+        default=None,
+        description="Recipe data set to train on (a key of `data:`); with `adapters`, each "
+        "adapter names its own instead.",
+    )
+    adapters: dict[Identifier, AdapterSpec] | None = Field(
+        default=None,
+        min_length=1,
+        description="Several named adapters on one base model, served together (multi-LoRA): "
+        "name -> its `data` and any settings that differ from the step's. One `run` writes "
+        "NAME.onnx_adapter for each, one base model and adapters.json. Needs `extract_adapters`.",
+    )
     eval_data: Identifier | None = Field(
         default=None, description="Recipe data set to evaluate on during training."
     )
@@ -106,9 +171,38 @@ class LoraStep(Step):
         default=None, ge=0, lt=1, description="loha/lokr only: module dropout."
     )
 
+    @model_validator(mode="after")
+    def _data_or_adapters(self) -> LoraStep:
+        if self.adapters is None and self.data is None:
+            raise ValueError(
+                "required key `data` is missing (the data set to train on); add `data: NAME` "
+                "(a key of `data:`), or `adapters: {NAME: {data: SET}, ...}` for several "
+                "named adapters"
+            )
+        if self.adapters is not None and (self.data is not None or self.eval_data is not None):
+            key = "data" if self.data is not None else "eval_data"
+            raise ValueError(
+                f"with `adapters`, each adapter names its own `{key}`: remove the step's `{key}`"
+            )
+        return self
+
     @property
     def olive_type(self) -> str:
         return LORA_PASS_TYPES[self.method]
+
+    @property
+    def adapter_names(self) -> list[str]:
+        """The named adapters, in the recipe's order (empty for a single-adapter step)."""
+        return list(self.adapters or {})
+
+    def for_adapter(self, name: str) -> LoraStep:
+        """This step as the single-adapter step that trains adapter `name`: the step's shared
+        settings with the adapter's own over them (training_args merged)."""
+        spec = (self.adapters or {})[name]
+        own = {key: value for key, value in spec if value is not None}
+        if spec.training_args is not None:
+            own["training_args"] = {**self.training_args, **spec.training_args}
+        return self.model_copy(update={**own, "adapters": None})
 
 
 class MergeAdaptersStep(Step):
