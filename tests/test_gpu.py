@@ -163,3 +163,51 @@ def test_awq_compat(name: str) -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+QLORA_RECIPE = """\
+version: 1
+name: qlora-tiny
+model: {{path: "{model}"}}
+target: {{device: gpu, provider: CUDAExecutionProvider}}
+data:
+  travel:
+    files: ["{data}"]
+    template: "<|user|>\\\\n{{prompt}}<|end|>\\\\n<|assistant|>\\\\n{{response}}<|end|>"
+    max_seq_len: 128
+steps:
+  - lora: {{method: qlora, data: travel, r: 8, alpha: 16, max_steps: 10, batch_size: 2}}
+  - model_builder: {{precision: fp16}}
+  - extract_adapters: {{}}
+cache: {{dir: cache}}
+output: {{dir: out}}
+"""
+
+
+def test_qlora_runs_end_to_end_with_a_separate_adapter(tiny_model: Path, tmp_path: Path) -> None:
+    """qlora (bitsandbytes 4-bit base while training) -> builder -> adapter file, in one run:
+    the adapter file's weights are exactly the graph's LoRA inputs."""
+    if not _cuda_available():
+        pytest.skip("needs CUDA (bitsandbytes 4-bit)")
+    pytest.importorskip("bitsandbytes")
+    from olive_workflows.engine.adapters import lora_inputs, read_adapter_file
+    from tests.conftest import DATA_FILE
+
+    recipe = tmp_path / "qlora.yaml"
+    recipe.write_text(QLORA_RECIPE.format(model=tiny_model, data=DATA_FILE), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "olive_workflows", "run", str(recipe), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert [p["name"] for p in summary["passes"]] == ["lora", "model_builder", "extract_adapters"]
+    out = tmp_path / "out"
+    weights = read_adapter_file(out / "adapter_weights.onnx_adapter")
+    names = {i.name for i in lora_inputs(out / "model.onnx").values()}
+    assert weights and set(weights) == names
+    assert any(abs(w).max() > 0 for w in weights.values())
