@@ -9,11 +9,13 @@ adapter_weights.onnx_adapter, which `og.Adapters` loads.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from olive_workflows.runtime.chat import ChatSession, format_prompt
@@ -167,3 +169,66 @@ def test_eval_reports_base_adapter_and_reference(int4: Path) -> None:
         "base",
         "adapter_weights",
     }
+
+
+def test_lora_branches_are_packed_like_the_builder_packs_its_graph(
+    fp32: Path, work: Path, tiny_model: Path
+) -> None:
+    """model_builder's pack_lora (default): q/k/v back in one projection feeding packed QKV
+    to GroupQueryAttention, one LoRA branch per packed group, the adapter file laid out for
+    it. The packing computes what the builder's unpacked graph computes with the same adapter
+    (float32: the packed branch sums the same products; block-diagonal B adds exact zeros)."""
+    from olive_workflows.engine.fuse_lora import pack_output
+
+    record = json.loads((fp32 / "olive-workflows.json").read_text())
+    assert record["lora_layout"] == "packed"
+    graph = _graph(fp32)
+    gqa = [n for n in graph.graph.node if n.op_type == "GroupQueryAttention"]
+    assert gqa and all(list(n.input[1:3]) == ["", ""] for n in gqa)
+    lora_inputs = {i.name for i in graph.graph.input if ".lora_" in i.name}
+    assert any(".qkv_proj." in n for n in lora_inputs)
+    assert not any(part in n for n in lora_inputs for part in (".q_proj.", ".k_proj.", ".v_proj."))
+
+    folder = work / "unpacked"
+    folder.mkdir()
+    unpacked = Path(_run(_recipe(folder, tiny_model, "fp32", ", pack_lora: false"))["output_dir"])
+    assert json.loads((unpacked / "olive-workflows.json").read_text())["lora_layout"] is None
+    packed = folder / "packed-copy"
+    shutil.copytree(unpacked, packed)
+    assert pack_output(packed) is not None
+    assert len(_graph(unpacked).graph.node) > len(_graph(packed).graph.node)
+    examples = read_examples([DATA_FILE], PY_TEMPLATE, "train[250:]", limit=4)
+    packed_scores, packed_logits = genai_scores(
+        packed, {"a": packed / "adapter_weights.onnx_adapter"}, examples, keep_logits=True
+    )
+    plain_scores, plain_logits = genai_scores(
+        unpacked, {"a": unpacked / "adapter_weights.onnx_adapter"}, examples, keep_logits=True
+    )
+    for name in (None, "a"):
+        for (_, _, x), (_, _, y) in zip(packed_logits[name], plain_logits[name], strict=True):
+            assert float(np.abs(np.asarray(x) - np.asarray(y)).max()) < 1e-4
+        assert packed_scores[name].ppl == pytest.approx(plain_scores[name].ppl, rel=1e-5)
+    assert packed_scores["a"].ppl != pytest.approx(packed_scores[None].ppl, rel=1e-3)
+
+
+def test_int4_packing_joins_the_int4_blocks_exactly(work: Path, tiny_model: Path) -> None:
+    """The int4 projections of q/k/v are joined block for block (MatMulNBits keeps each output
+    column's blocks together): without an adapter the packed int4 graph gives the unpacked
+    graph's logits exactly."""
+    from olive_workflows.engine.fuse_lora import pack_output
+
+    folder = work / "unpacked-int4"
+    folder.mkdir()
+    unpacked = Path(_run(_recipe(folder, tiny_model, "int4", ", pack_lora: false"))["output_dir"])
+    packed = folder / "packed-copy"
+    shutil.copytree(unpacked, packed)
+    assert pack_output(packed) is not None
+    ops = [n.op_type for n in _graph(packed).graph.node]
+    assert ops.count("MatMulNBits") < [n.op_type for n in _graph(unpacked).graph.node].count(
+        "MatMulNBits"
+    )
+    examples = read_examples([DATA_FILE], PY_TEMPLATE, "train[250:]", limit=3)
+    _, packed_logits = genai_scores(packed, {}, examples, keep_logits=True)
+    _, plain_logits = genai_scores(unpacked, {}, examples, keep_logits=True)
+    for (_, _, x), (_, _, y) in zip(packed_logits[None], plain_logits[None], strict=True):
+        assert np.array_equal(np.asarray(x), np.asarray(y))

@@ -185,6 +185,16 @@ def _manifest(
     }
 
 
+def refresh_manifest(staging: Path, manifest: dict[str, Any], *, lora_layout: str) -> None:
+    """After the adapter files were rewritten (packed layout): their sizes and hashes."""
+    for entry in manifest["adapters"].values():
+        file = staging / entry["file"]
+        entry["bytes"] = file.stat().st_size
+        entry["sha256"] = file_sha256(file)
+    manifest["base"]["lora_layout"] = lora_layout
+    atomic_write(staging / MANIFEST, manifest_text(manifest))
+
+
 def add_quality(staging: Path, manifest: dict[str, Any], quality: dict[str, Any]) -> None:
     """Put the measured perplexities into adapters.json (per adapter, per data set)."""
     per_set = quality.get("data_sets") or {quality.get("data", {}).get("name", "data"): quality}

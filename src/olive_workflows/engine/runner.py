@@ -225,6 +225,29 @@ def _pytorch_reference(rendered: RenderedWorkflow, staging: Path) -> dict[str, A
     return out
 
 
+def _pack_lora(
+    rendered: RenderedWorkflow, staging: Path, manifest: dict[str, Any] | None
+) -> str | None:
+    """model_builder's `pack_lora`: pack the builder's LoRA graph and the adapter files in
+    staging (engine/fuse_lora.py); "packed" when done, None when the recipe asks for nothing
+    or the graph has nothing to pack."""
+    steps = rendered.loaded.recipe.steps
+    builder = next((s for s in steps if isinstance(s, ModelBuilderStep)), None)
+    if builder is None or not builder.pack_lora or builder.adapter_precision != "float":
+        return None
+    if not any(isinstance(s, ExtractAdaptersStep) for s in steps):
+        return None
+    from olive_workflows.engine.fuse_lora import pack_output
+
+    if pack_output(staging) is None:
+        return None
+    if manifest is not None:
+        from olive_workflows.engine.adapter_set import refresh_manifest
+
+        refresh_manifest(staging, manifest, lora_layout="packed")
+    return "packed"
+
+
 def prepare(recipe_path: str | Path) -> RenderedWorkflow:
     """Render and check a recipe with Olive; write the config next to the output."""
     rendered = render_workflow(recipe_path)
@@ -509,6 +532,7 @@ def _run_engine(
     best_node = workflow_output.get_best_candidate() if workflow_output is not None else None
     if best_node is not None and candidates:
         best = next((c for c in candidates if c["model_id"] == best_node.model_id), None)
+    packed = _pack_lora(rendered, staging, manifest)
     quality, quality_warnings = _quality_into(staging, rendered, pytorch, measure_quality)
     if manifest is not None and quality is not None:
         from olive_workflows.engine.adapter_set import add_quality
@@ -525,7 +549,7 @@ def _run_engine(
         warnings=quality_warnings,
     )
     (staging / STAGING_MARKER).unlink()
-    info = {**_run_info(rendered), "pytorch": pytorch}
+    info = {**_run_info(rendered), "pytorch": pytorch, "lora_layout": packed}
     write_marker(staging, RUN_MARKER, kind=RUN_KIND, owner=_owner(rendered), extra=info)
     clashes = collisions(output_dir, staging, RUN_MARKER) if output_dir.is_dir() else []
     if clashes:

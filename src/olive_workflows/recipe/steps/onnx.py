@@ -82,6 +82,14 @@ class ModelBuilderStep(Step):
         "onnxruntime-genai's adapter loading expects on every provider) or quantize them to "
         "int4 with the base (smaller, but the CUDA EP fails without an active adapter).",
     )
+    pack_lora: bool = Field(
+        default=True,
+        description="With a LoRA adapter kept separate (float adapter weights): after Olive "
+        "runs, `run` packs q/k/v and gate/up back into one int4 MatMul each, as the builder "
+        "does without an adapter, with one LoRA branch per packed group, and lays the adapter "
+        "files out for it (same results, fewer nodes: docs/benchmarks.md). `olive run` on the "
+        "rendered config alone gives the unpacked graph.",
+    )
     extra_options: dict[str, ExtraOption] = Field(
         default_factory=dict, description="Builder extra_options (override everything else)."
     )
