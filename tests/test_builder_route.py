@@ -223,6 +223,15 @@ def test_int4_packing_joins_the_int4_blocks_exactly(work: Path, tiny_model: Path
     packed = folder / "packed-copy"
     shutil.copytree(unpacked, packed)
     assert pack_output(packed) is not None
+    # the packed model names one data file, which exists; nothing half-written is left
+    locations = {
+        e.value
+        for t in _graph(packed).graph.initializer
+        for e in t.external_data
+        if e.key == "location"
+    }
+    assert locations == {"model.onnx.data"} and (packed / "model.onnx.data").is_file()
+    assert not [p.name for p in packed.iterdir() if "packing" in p.name]
     ops = [n.op_type for n in _graph(packed).graph.node]
     assert ops.count("MatMulNBits") < [n.op_type for n in _graph(unpacked).graph.node].count(
         "MatMulNBits"

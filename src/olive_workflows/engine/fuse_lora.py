@@ -70,6 +70,14 @@ def fuse_graph(model_onnx: Path) -> FusedLayout | None:
     import onnx
     from onnx import helper, numpy_helper
 
+    before = onnx.load(str(model_onnx), load_external_data=False)
+    old_data = {
+        entry.value
+        for tensor in before.graph.initializer
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+    del before
     model = onnx.load(str(model_onnx), load_external_data=True)
     graph = model.graph
     nodes = {n.name: n for n in graph.node}
@@ -181,16 +189,31 @@ def fuse_graph(model_onnx: Path) -> FusedLayout | None:
     keep_inputs = [i for i in graph.input if i.name not in drop_tensors]
     del graph.input[:]
     graph.input.extend(keep_inputs)
+    # Written next to the model, then moved over it: the old external data files (read into
+    # memory above) are replaced, and one the new model no longer names is removed.
     data_name = model_onnx.name + ".data"
-    (model_onnx.parent / data_name).unlink(missing_ok=True)
+    tmp = model_onnx.with_name(f".{model_onnx.name}.packing")
     onnx.save(
         model,
-        str(model_onnx),
+        str(tmp),
         save_as_external_data=True,
-        location=data_name,
+        location=f"{tmp.name}.data",
         all_tensors_to_one_file=True,
         size_threshold=1024,
     )
+    # the saved model names its data file; point it at the final name before moving both
+    saved = onnx.load(str(tmp), load_external_data=False)
+    for tensor in saved.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = data_name
+    onnx.save(saved, str(tmp))
+    (tmp.parent / f"{tmp.name}.data").replace(model_onnx.parent / data_name)
+    tmp.replace(model_onnx)
+    for name in old_data - {data_name}:
+        old_file = model_onnx.parent / name
+        if old_file.parent == model_onnx.parent and old_file.is_file():
+            old_file.unlink()
     return FusedLayout(layout)
 
 
