@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,3 +82,23 @@ def recipe_with_steps(steps: str, extra: str = "") -> str:
     return (
         BASE_RECIPE.replace("STEPS", textwrap.indent(textwrap.dedent(steps).strip(), "  ")) + extra
     )
+
+
+def run_cli(recipe: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`olive-workflows run RECIPE ARGS` in a subprocess, from the recipe's folder; it must
+    exit 0 (the assertion shows the end of stderr)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "olive_workflows", "run", str(recipe), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=recipe.parent,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def run_json(recipe: Path) -> dict[str, Any]:
+    """The `run --json` summary of a recipe that must run."""
+    summary: dict[str, Any] = json.loads(run_cli(recipe, "--json").stdout)
+    return summary

@@ -346,7 +346,11 @@ def credential(azure: FakeAzure) -> ClientSecretCredential:
 @pytest.fixture
 def output_dir(tmp_path: Path) -> Path:
     """What a finished `olive-workflows run` leaves behind."""
-    out = tmp_path / "models" / "phi" / "onnx-ao"
+    return model_files(tmp_path / "models" / "phi" / "onnx-ao")
+
+
+def model_files(out: Path) -> Path:
+    """The model files of a finished ONNX genai output (publish only checks they exist)."""
     out.mkdir(parents=True)
     (out / "model.onnx").write_bytes(b"onnx-graph")
     (out / "model.onnx.data").write_bytes(b"\0" * 64)

@@ -20,7 +20,7 @@ import pytest
 
 from olive_workflows.runtime.chat import ChatSession, format_prompt
 from olive_workflows.runtime.evaluate import genai_scores, read_examples, torch_scores
-from tests.conftest import DATA_FILE
+from tests.conftest import DATA_FILE, run_json
 
 pytestmark = pytest.mark.slow
 
@@ -57,19 +57,6 @@ output: {{dir: out-{precision}}}
     return recipe
 
 
-def _run(recipe: Path) -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "olive_workflows", "run", str(recipe), "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=recipe.parent,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary: dict[str, Any] = json.loads(result.stdout)
-    return summary
-
-
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("builder")
@@ -77,14 +64,14 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def int4(work: Path, tiny_model: Path) -> Path:
-    summary = _run(_recipe(work, tiny_model, "int4"))
+    summary = run_json(_recipe(work, tiny_model, "int4"))
     assert [p["name"] for p in summary["passes"]] == ["lora", "model_builder", "extract_adapters"]
     return Path(summary["output_dir"])
 
 
 @pytest.fixture(scope="module")
 def fp32(work: Path, tiny_model: Path, int4: Path) -> Path:
-    summary = _run(_recipe(work, tiny_model, "fp32"))
+    summary = run_json(_recipe(work, tiny_model, "fp32"))
     assert {p["name"]: p["status"] for p in summary["passes"]}["lora"] == "cached"
     return Path(summary["output_dir"])
 
@@ -191,7 +178,9 @@ def test_lora_branches_are_packed_like_the_builder_packs_its_graph(
 
     folder = work / "unpacked"
     folder.mkdir()
-    unpacked = Path(_run(_recipe(folder, tiny_model, "fp32", ", pack_lora: false"))["output_dir"])
+    unpacked = Path(
+        run_json(_recipe(folder, tiny_model, "fp32", ", pack_lora: false"))["output_dir"]
+    )
     assert json.loads((unpacked / "olive-workflows.json").read_text())["lora_layout"] is None
     packed = folder / "packed-copy"
     shutil.copytree(unpacked, packed)
@@ -219,7 +208,9 @@ def test_int4_packing_joins_the_int4_blocks_exactly(work: Path, tiny_model: Path
 
     folder = work / "unpacked-int4"
     folder.mkdir()
-    unpacked = Path(_run(_recipe(folder, tiny_model, "int4", ", pack_lora: false"))["output_dir"])
+    unpacked = Path(
+        run_json(_recipe(folder, tiny_model, "int4", ", pack_lora: false"))["output_dir"]
+    )
     packed = folder / "packed-copy"
     shutil.copytree(unpacked, packed)
     assert pack_output(packed) is not None

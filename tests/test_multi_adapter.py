@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,7 +14,7 @@ from olive_workflows.core.errors import RecipeError
 from olive_workflows.core.manifest import MANIFEST, ManifestError, manifest_text, read_manifest
 from olive_workflows.recipe.parse import load_recipe
 from olive_workflows.render.environment import render_workflow
-from tests.conftest import DATA_FILE
+from tests.conftest import DATA_FILE, run_json
 
 TEMPLATE = "<|user|>\\n{prompt}<|end|>\\n<|assistant|>\\n{response}<|end|>"
 
@@ -192,18 +189,6 @@ def test_manifest_reader_refuses_what_it_cannot_use(tmp_path: Path) -> None:
 # -- real runs ------------------------------------------------------------------------------
 
 
-def _run(recipe: Path) -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "olive_workflows", "run", str(recipe), "--json"],
-        capture_output=True,
-        text=True,
-        cwd=recipe.parent,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)
-
-
 PROMPT = "What is the best thing to see in Chicago?"
 
 
@@ -222,7 +207,7 @@ def test_two_adapters_one_run_one_base(export: str, write_recipe: Callable[..., 
 
     quality = "evaluate: {quality: {data: [travel_eval, other_eval], prompts: 0, limit: 8}}\n"
     recipe = write_recipe(_recipe_text(TWO, export=export, extra=quality))
-    summary = _run(recipe)
+    summary = run_json(recipe)
     out = recipe.parent / "out"
     names = {p.name for p in out.iterdir()}
     assert {"model.onnx", "travel.onnx_adapter", "other.onnx_adapter", MANIFEST} <= names
@@ -253,12 +238,12 @@ def test_adding_an_adapter_trains_only_the_new_one(write_recipe: Callable[..., P
     """Re-running with one adapter more: the earlier adapters' training comes from Olive's
     cache, only the new one trains, and the output gains its file."""
     first = write_recipe(_recipe_text("{travel: {data: travel}}"))
-    _run(first)
+    run_json(first)
     three = "{travel: {data: travel}, other: {data: other}, more: {data: other, seed: 7}}"
     second = write_recipe(_recipe_text(three))
-    summary = _run(second)
+    summary = run_json(second)
     loras = [p for p in summary["passes"] if p["name"] == "lora"]
     assert [p["status"] for p in loras] == ["cached", "done", "done"], loras
     assert len(read_manifest(second.parent / "out")["adapters"]) == 3  # type: ignore[index]
-    again = _run(second)
+    again = run_json(second)
     assert {p["status"] for p in again["passes"] if p["name"] == "lora"} == {"cached"}

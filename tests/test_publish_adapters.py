@@ -26,7 +26,7 @@ pytest.importorskip("azure.ai.ml", reason="needs the azure extra")
 from azure.ai.ml import load_model
 from azure.identity import ClientSecretCredential
 
-from tests.test_azureml import BLOB_HOST, CLIENT_SECRET, TENANT, WS, FakeAzure
+from tests.test_azureml import BLOB_HOST, CLIENT_SECRET, TENANT, WS, FakeAzure, model_files
 
 INFO = RunInfo(
     recipe_name="phi-multi",
@@ -81,12 +81,7 @@ def _manifest(folder: Path, adapters: dict[str, bytes], **extra: Any) -> dict[st
 @pytest.fixture
 def plain_output(tmp_path: Path) -> Path:
     """A finished run without adapters.json: the base model files and the run record."""
-    out = tmp_path / "models" / "phi" / "multi"
-    out.mkdir(parents=True)
-    (out / "model.onnx").write_bytes(b"onnx-graph")
-    (out / "model.onnx.data").write_bytes(b"\0" * 64)
-    (out / "genai_config.json").write_text('{"model": {"type": "phi3"}}', encoding="utf-8")
-    (out / "tokenizer.json").write_text("{}", encoding="utf-8")
+    out = model_files(tmp_path / "models" / "phi" / "multi")
     record = {
         "recipe_name": INFO.recipe_name,
         "description": INFO.description,

@@ -17,7 +17,7 @@ from olive_workflows.engine.runner import PassRun, RunSummary, _quality_into
 from olive_workflows.render.environment import render_workflow
 from olive_workflows.report.measures import read_quality
 from olive_workflows.runtime.evaluate import Quality, Score
-from tests.conftest import DATA_FILE, recipe_with_steps
+from tests.conftest import DATA_FILE, recipe_with_steps, run_cli
 
 TEMPLATE = "<|user|>\\n{prompt}<|end|>\\n<|assistant|>\\n{response}<|end|>"
 STEPS = (
@@ -170,18 +170,6 @@ output: {{dir: out}}
     return recipe
 
 
-def _run(recipe: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "olive_workflows", "run", str(recipe), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=recipe.parent,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
 @pytest.mark.slow
 def test_run_measures_quality_into_the_summary_the_output_and_the_report(
     tmp_path: Path, tiny_model: Path
@@ -189,7 +177,7 @@ def test_run_measures_quality_into_the_summary_the_output_and_the_report(
     from olive_workflows.report.charts import number
 
     recipe = _recipe(tmp_path, tiny_model)
-    summary = json.loads(_run(recipe, "--json").stdout)
+    summary = json.loads(run_cli(recipe, "--json").stdout)
     assert summary["warnings"] == []
     quality = summary["quality"]
     assert quality["data"] == {"name": "travel_eval", "split": "train[250:]", "rows": 39}
@@ -237,7 +225,7 @@ def test_run_measures_quality_into_the_summary_the_output_and_the_report(
 
     # Again, for people: every pass cached, quality measured again (the old quality.json is
     # the run's own file, so it is replaced, not a clash), the figures in the summary.
-    again = _run(recipe)
+    again = run_cli(recipe)
     assert "measuring the output's quality" in again.stderr
     text = " ".join(again.stdout.split())
     assert "quality: held-out response perplexity (travel_eval, 39 rows;" in text

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -202,18 +201,10 @@ def sync(device: str) -> None:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
+    from olive_workflows.core.files import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def versions() -> dict[str, Any]:
@@ -438,7 +429,9 @@ class Experiment:
         }
         weights = args.model / "model.safetensors"
         if weights.is_file():
-            self.result["model"]["safetensors_sha256"] = sha256(weights)
+            from olive_workflows.core.ownership import file_sha256
+
+            self.result["model"]["safetensors_sha256"] = file_sha256(weights)
         self.result["settings"] = self.settings()
         self.result["seeds"] = {
             "seed": self.seed,

@@ -309,18 +309,12 @@ def _named_path(path: Path) -> Iterator[None]:
 def _olive_check(rendered: RenderedWorkflow) -> None:
     """Olive must accept the config; for a multi-adapter recipe's main workflow, also each
     later adapter's training workflow."""
-    from olive_workflows.engine.check import check_config
-    from olive_workflows.recipe.multi import adapter_names
+    from olive_workflows.engine.check import check_configs
+    from olive_workflows.render.environment import run_workflows
 
-    workflows = [rendered]
-    if rendered.adapter is None:
-        workflows += [
-            _render(rendered.loaded, adapter=name)
-            for name in adapter_names(rendered.loaded.recipe)[1:]
-        ]
-    problems = [problem for workflow in workflows for problem in check_config(workflow)]
+    problems = check_configs(run_workflows(rendered))
     if problems:
-        raise OliveCheckError(list(dict.fromkeys(problems)))
+        raise OliveCheckError(problems)
 
 
 def recipe_schema() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "adapters.json"
+ADAPTER_SUFFIX = ".onnx_adapter"  # what onnxruntime-genai loads
 FORMAT = "olive-workflows/adapters"
 VERSION = 1
 

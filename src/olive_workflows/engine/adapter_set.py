@@ -19,7 +19,7 @@ from typing import Any
 
 from olive_workflows.core.errors import Problem, RunError
 from olive_workflows.core.files import atomic_write
-from olive_workflows.core.manifest import MANIFEST, manifest_text
+from olive_workflows.core.manifest import ADAPTER_SUFFIX, MANIFEST, manifest_text
 from olive_workflows.core.ownership import file_sha256
 from olive_workflows.engine.adapters import (
     AdapterConversionError,
@@ -29,22 +29,17 @@ from olive_workflows.engine.adapters import (
     read_adapter_file,
     write_adapter_file,
 )
-from olive_workflows.recipe.multi import ADAPTER_SUFFIX, multi_step
+from olive_workflows.recipe.multi import multi_step
+from olive_workflows.recipe.steps.finetune import AdapterSpec
 from olive_workflows.render.environment import RenderedWorkflow, render_workflow
 
 EXTRACTED = "adapter_weights.onnx_adapter"  # ExtractAdapters' file name (Olive 0.13)
 # Relative to the largest weight: a float32 conversion matches exactly; float16 rounds once
 # on each side (scaling folded before or after the cast), at most one unit in the last place.
 TOLERANCE = {"float32": 1e-6, "float16": 2e-3, "bfloat16": 1.6e-2}
-TRAINING_KEYS = (
-    "alpha",
-    "dropout",
-    "max_steps",
-    "epochs",
-    "batch_size",
-    "gradient_accumulation_steps",
-    "learning_rate",
-    "seed",
+# The per-adapter training settings the manifest records: an adapter's own scalar fields.
+TRAINING_KEYS = tuple(
+    key for key in AdapterSpec.model_fields if key not in ("data", "eval_data", "training_args")
 )
 # Runs one Olive workflow config; raises RunError (the runner's wrapper of olive.workflows.run).
 OliveRunner = Callable[[dict[str, Any]], Any]
@@ -85,7 +80,6 @@ def build_adapter_set(
     staging: Path,
     first_peft: str | None,
     run_olive: OliveRunner,
-    progress: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     """Write every adapter's file and adapters.json into `staging`; return the manifest."""
     found = multi_step(rendered.loaded.recipe)
@@ -121,7 +115,6 @@ def build_adapter_set(
     peft = {names[0]: first_peft}
     made_by = {names[0]: "ExtractAdapters"}
     for name in names[1:]:
-        progress(f"adapter {name}: training (a cache hit if it was trained before)")
         variant = render_workflow(rendered.loaded, adapter=name)
         config = copy.deepcopy(variant.config)
         work = staging / f".train-{name}"
@@ -139,7 +132,6 @@ def build_adapter_set(
         shutil.rmtree(work)
         peft[name] = trained
         made_by[name] = "converted (olive convert-adapters' transform) from the PEFT adapter"
-        progress(f"adapter {name}: {name}{ADAPTER_SUFFIX} written")
     manifest = _manifest(rendered, staging, peft, made_by, worst)
     atomic_write(staging / MANIFEST, manifest_text(manifest))
     return manifest
@@ -196,13 +188,12 @@ def refresh_manifest(staging: Path, manifest: dict[str, Any], *, lora_layout: st
 
 
 def add_quality(staging: Path, manifest: dict[str, Any], quality: dict[str, Any]) -> None:
-    """Put the measured perplexities into adapters.json (per adapter, per data set)."""
-    per_set = quality.get("data_sets") or {quality.get("data", {}).get("name", "data"): quality}
-    figures: dict[str, Any] = {"base": {}}
-    for set_name, result in per_set.items():
-        base = (result.get("base") or {}).get("ppl")
-        figures["base"][set_name] = base
-        for name, score in (result.get("adapters") or {}).items():
-            figures.setdefault(name, {})[set_name] = score.get("ppl")
+    """Put the measured perplexities into adapters.json (per adapter, per data set): the
+    cross table quality.json has for several sets, else its one set's figures."""
+    figures = quality.get("cross")
+    if figures is None:
+        set_name = (quality.get("data") or {}).get("name", "data")
+        scores = {"base": quality.get("base") or {}, **(quality.get("adapters") or {})}
+        figures = {name: {set_name: score.get("ppl")} for name, score in scores.items()}
     manifest = {**manifest, "quality": {"held_out_ppl": figures}}
     atomic_write(staging / MANIFEST, manifest_text(manifest))

@@ -102,6 +102,12 @@ def _variants(params: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def check_configs(workflows: list[RenderedWorkflow]) -> list[Problem]:
+    """`check_config` for each workflow a run executes (render.environment.run_workflows),
+    each problem once: a multi-adapter recipe's workflows share most of their passes."""
+    return list(dict.fromkeys(p for workflow in workflows for p in check_config(workflow)))
+
+
 def check_config(rendered: RenderedWorkflow) -> list[Problem]:
     """Problems Olive would raise, prune silently or ignore silently, pointing at the recipe."""
     import_olive()

@@ -26,9 +26,12 @@ from typing import Any
 
 import numpy as np
 
-GROUPS = {"attn": ("q_proj", "k_proj", "v_proj"), "mlp": ("gate_proj", "up_proj")}
-_WEIGHT = "model.layers.{layer}.{block}.{proj}.lora_{ab}.MatMul.weight"
+from olive_workflows.engine.adapters import FUSED, read_adapter_file, write_adapter_file
+
+# per block: the packed projection and its parts, as engine/adapters.FUSED knows them
 _FUSED = {"attn": "qkv_proj", "mlp": "gate_up_proj"}
+GROUPS = {block: FUSED[packed] for block, packed in _FUSED.items()}
+_WEIGHT = "model.layers.{layer}.{block}.{proj}.lora_{ab}.MatMul.weight"
 
 
 @dataclass(frozen=True)
@@ -287,8 +290,6 @@ def _packed_matmul(base: list[Any], inits: dict[str, Any], prefix: str, output: 
 def pack_output(folder: Path) -> FusedLayout | None:
     """Pack the graph of an output folder and lay out every adapter file in it for the packed
     graph; None (nothing changed) when there is nothing to pack."""
-    from olive_workflows.engine.adapters import read_adapter_file, write_adapter_file
-
     layout = fuse_graph(folder / "model.onnx")
     if layout is None:
         return None

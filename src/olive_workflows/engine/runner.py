@@ -258,16 +258,13 @@ def prepare(recipe_path: str | Path) -> RenderedWorkflow:
 def _check_and_write_config(rendered: RenderedWorkflow) -> None:
     """Check the config with Olive and write it beside the output; for a multi-adapter recipe
     also each later adapter's training config (checked before anything runs)."""
-    from olive_workflows.engine.check import check_config
-    from olive_workflows.render.environment import write_materialized
+    from olive_workflows.engine.check import check_configs
+    from olive_workflows.render.environment import run_workflows, write_materialized
 
-    workflows = [rendered] + [
-        render_workflow(rendered.loaded, adapter=name)
-        for name in adapter_names(rendered.loaded.recipe)[1:]
-    ]
-    problems = [problem for workflow in workflows for problem in check_config(workflow)]
+    workflows = run_workflows(rendered)
+    problems = check_configs(workflows)
     if problems:
-        raise OliveCheckError(list(dict.fromkeys(problems)))
+        raise OliveCheckError(problems)
     write_materialized(rendered)
     for workflow in workflows:
         path = config_path_for(workflow)

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 # Names chat and eval use for the model without an adapter.
 RESERVED_NAMES = frozenset({"base", "none"})
-MANIFEST = "adapters.json"
-ADAPTER_SUFFIX = ".onnx_adapter"
 
 
 def multi_step(recipe: Recipe) -> tuple[int, LoraStep] | None:

@@ -13,7 +13,7 @@ import jinja2
 
 from olive_workflows.core.files import atomic_write
 from olive_workflows.core.paths import shipped
-from olive_workflows.recipe.multi import main_variant, training_variant
+from olive_workflows.recipe.multi import adapter_names, main_variant, training_variant
 from olive_workflows.recipe.parse import load_recipe
 from olive_workflows.recipe.schema import LoadedRecipe
 from olive_workflows.render.context import RenderContext, build_context
@@ -115,6 +115,15 @@ def render_workflow(
     except json.JSONDecodeError as exc:  # a template bug, not a user error
         raise RuntimeError(f"template produced invalid JSON ({exc}):\n{text}") from exc
     return RenderedWorkflow(config=config, context=context, loaded=loaded, adapter=adapter)
+
+
+def run_workflows(rendered: RenderedWorkflow) -> list[RenderedWorkflow]:
+    """The Olive workflows a run of this one executes: itself, and for a multi-adapter
+    recipe's main workflow each later adapter's training workflow."""
+    if rendered.adapter is not None:
+        return [rendered]
+    later = adapter_names(rendered.loaded.recipe)[1:]
+    return [rendered] + [render_workflow(rendered.loaded, adapter=name) for name in later]
 
 
 def write_materialized(rendered: RenderedWorkflow) -> list[Path]:

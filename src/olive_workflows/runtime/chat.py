@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from olive_workflows.core.errors import OliveWorkflowsError, Problem
+from olive_workflows.core.manifest import ADAPTER_SUFFIX, ManifestError, manifest_adapters
 
 GENAI_CONFIG = "genai_config.json"
-ADAPTER_SUFFIX = ".onnx_adapter"
 _REBUILD = "run the workflow again (`olive-workflows run RECIPE`) to rewrite the output folder"
 _ADAPTER_FIX = (
     "pass the .onnx_adapter file that this model's workflow wrote (its extract_adapters "
@@ -207,8 +207,6 @@ def discover_adapters(model_dir: Path) -> dict[str, Path]:
     """The folder's adapters by name: from its adapters.json (a multi-adapter run's manifest,
     in the recipe's order) when it has one, else every `*.onnx_adapter` file keyed by file
     stem, sorted by name."""
-    from olive_workflows.core.manifest import ManifestError, manifest_adapters
-
     try:
         named = manifest_adapters(Path(model_dir))
     except ManifestError as exc:

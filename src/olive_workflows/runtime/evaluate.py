@@ -262,24 +262,6 @@ class EvalPlan:
     reference_adapters: dict[str, Path]
 
 
-def plan_for_output(
-    output_dir: Path,
-    adapters: Mapping[str, Path] | None = None,
-    data: str | None = None,
-    *,
-    reference: bool = True,
-    limit: int | None = None,
-) -> EvalPlan:
-    """Resolve `eval`'s defaults from the output's run record (olive-workflows.json): the
-    recipe's held-out data set (`data`: a data set name, or a .jsonl file formatted with the
-    recipe's training template), every adapter file in the folder, and the PyTorch models.
-    Raises ValueError with the fix when something cannot be found."""
-    loaded, pytorch = _output_recipe(Path(output_dir))
-    return plan_for_recipe(
-        Path(output_dir), loaded, pytorch, adapters, data, reference=reference, limit=limit
-    )
-
-
 def plans_for_output(
     output_dir: Path,
     adapters: Mapping[str, Path] | None = None,
@@ -288,8 +270,11 @@ def plans_for_output(
     reference: bool = True,
     limit: int | None = None,
 ) -> list[EvalPlan]:
-    """`plan_for_output` for every data set `eval` scores (quality_sets): one plan, or one
-    per held-out set of a recipe whose `evaluate.quality` lists several."""
+    """Resolve `eval`'s defaults from the output's run record (olive-workflows.json): the
+    recipe's held-out data sets (quality_sets; `data`: a data set name, or a .jsonl file
+    formatted with the recipe's training template), every adapter file in the folder, and
+    the PyTorch models; one plan per data set. Raises ValueError with the fix when something
+    cannot be found."""
     loaded, pytorch = _output_recipe(Path(output_dir))
     return [
         plan_for_recipe(
@@ -489,7 +474,7 @@ def quality_for_run(
 
 
 def evaluate_plan(plan: EvalPlan, prompts: Iterable[str] = FIXED_PROMPTS) -> Quality:
-    """`evaluate` on what `plan_for_output` / `plan_for_recipe` resolved."""
+    """`evaluate` on what `plans_for_output` / `plan_for_recipe` resolved."""
     return evaluate(
         plan.model_dir,
         plan.adapters,
