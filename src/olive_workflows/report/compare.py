@@ -134,23 +134,22 @@ def _charts(runs: Sequence[RunData], names: list[str]) -> str:
         for n, r, c in zip(names, runs, css, strict=True)
         for p in (r.quality.rows if r.quality else [])
     ]
-    parts.append("<h3>Perplexity (lower is better)</h3>")
-    parts.append(
-        charts.bar_chart("compare-quality", "perplexity per run", quality)
-        if quality
-        else NOT_MEASURED
-    )
     speed = [
         Bar(f"{n}: {s.label}", s.tokens_per_s, c)
         for n, r, c in zip(names, runs, css, strict=True)
         for s in (r.speed.rows if r.speed else [])
     ]
-    parts.append("<h3>Tokens per second (higher is better)</h3>")
-    parts.append(
-        charts.bar_chart("compare-speed", "tokens per second per run", speed)
-        if speed
-        else NOT_MEASURED
-    )
+    for heading, chart_id, title, bars in (
+        ("Perplexity (lower is better)", "compare-quality", "perplexity per run", quality),
+        (
+            "Tokens per second (higher is better)",
+            "compare-speed",
+            "tokens per second per run",
+            speed,
+        ),
+    ):
+        parts.append(f"<h3>{heading}</h3>")
+        parts.append(charts.bar_chart(chart_id, title, bars) if bars else NOT_MEASURED)
     legend = charts.legend(list(zip(css, names, strict=True)))
     return (
         f'<section data-section="compare-charts"><h2>Side by side</h2>{legend}{"".join(parts)}'
