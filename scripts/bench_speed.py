@@ -328,6 +328,16 @@ def worker_main(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             adapters.load(path, name)
             hello["adapter_load_s"][name] = round(time.perf_counter() - t0, 6)
+        if args.device == "cuda":
+            from olive_workflows.runtime.adapter_residency import (
+                HOST_BACKED_FROM,
+                genai_version_tuple,
+            )
+
+            # genai >= 0.16 keeps adapters in host memory: copied to the GPU every token
+            hello["adapters_in_host_memory"] = (
+                genai_version_tuple(og.__version__) >= HOST_BACKED_FROM
+            )
     ids = list(tokenizer.encode(PROMPT_TEXT))
     while len(ids) < args.prompt_tokens:
         ids += list(tokenizer.encode(" " + PROMPT_TEXT))
@@ -580,17 +590,19 @@ def timing(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     adapter_files = sorted(ours_dir.glob("*.onnx_adapter"))
     if not adapter_files:
         sys.exit(f"no *.onnx_adapter in {ours_dir}: the recipe must end in extract_adapters")
-    adapters = {"adapter": adapter_files[0]}
-    try:
-        second = second_adapter(args.second_adapter, ours_dir, adapter_files[0], work)
-    except Exception as exc:  # the other rows still count
-        log(f"no second adapter ({args.second_adapter}): {short(exc)}")
-        second = None
+    adapters = {} if args.base_only else {"adapter": adapter_files[0]}
+    second = None
+    if not args.base_only:
+        try:
+            second = second_adapter(args.second_adapter, ours_dir, adapter_files[0], work)
+        except Exception as exc:  # the other rows still count
+            log(f"no second adapter ({args.second_adapter}): {short(exc)}")
     if second is not None:
         adapters["adapter2"] = second
     # (row, worker, adapter name)
-    rows = [("builder_base", "builder", None), ("ours_base", "ours", None),
-            ("ours_adapter", "ours", "adapter")]  # fmt: skip
+    rows = [("builder_base", "builder", None), ("ours_base", "ours", None)]
+    if not args.base_only:
+        rows.append(("ours_adapter", "ours", "adapter"))
     if second is not None:
         rows.append(("ours_adapter2", "ours", "adapter2"))
 
@@ -911,6 +923,10 @@ def main() -> None:
         "--second-adapter", default="auto",
         help="auto (another *.onnx_adapter in the output), synthetic (the adapter's tensors "
         "shuffled: same rank and targets), none, or a file.",
+    )  # fmt: skip
+    ap.add_argument(
+        "--base-only", action="store_true",
+        help="Time the two base rows only: no adapter is loaded into our model's process.",
     )  # fmt: skip
     ap.add_argument("--quiet-wait", type=float, default=30.0, help="CPU: wait for a quiet machine.")
     ap.add_argument("--pause", type=float, default=0.05, help="Seconds between requests.")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from olive_workflows.runtime.adapter_residency import host_copy_warning, runs_on_cuda
 from olive_workflows.runtime.chat import ChatSession, Generation, discover_adapters, format_prompt
 from olive_workflows.runtime.reference import torch_greedy_tokens
 from olive_workflows.runtime.tiny_model import CHAT_TEMPLATE, TRAINING_TEMPLATE, build_tiny_model
@@ -729,3 +730,61 @@ def test_ctrl_c_while_loading_exits_130(
 
     assert result.exit_code == 130
     assert "[interrupted while loading the model]" in result.stderr
+
+
+# --- where genai keeps the adapters on CUDA (runtime/adapter_residency.py) ----------------
+# The rule was verified in the wheels (onnxruntime-genai-cuda 0.15.2 exports
+# Adapter::Adapter(char const*, Ort::Allocator*), 0.16.0 / 0.17.1 / 0.18.0 only
+# Adapter::Adapter(char const*)) and measured on the H200: 30 tok/s with the adapter on 0.18.0
+# against 210 on 0.15.2, same model, same onnxruntime (docs/benchmarks.md section 4).
+
+
+def _with_providers(src: Path, dst: Path, providers: list[dict[str, Any]]) -> Path:
+    """A copy of the real output's genai_config.json with other provider options."""
+    config = json.loads((src / "genai_config.json").read_text())
+    config["model"]["decoder"]["session_options"]["provider_options"] = providers
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / "genai_config.json").write_text(json.dumps(config))
+    return dst
+
+
+@pytest.mark.slow
+def test_cpu_session_with_adapters_warns_of_nothing(session: ChatSession) -> None:
+    assert session.adapter_names and session.warnings == ()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("version", "warns"),
+    [("0.18.0", True), ("0.16.0", True), ("0.16.0-dev", True), ("1.0.0", True),
+     ("0.15.2", False), ("0.14.1", False), ("not-a-version", False)],
+)  # fmt: skip
+def test_cuda_config_warns_from_genai_0_16_on(
+    olive_output: OliveOutput, tmp_path: Path, version: str, warns: bool
+) -> None:
+    adapter = olive_output.output_dir / ADAPTER_FILE
+    cuda = _with_providers(olive_output.output_dir, tmp_path / "cuda", [{"cuda": {}}])
+
+    warning = host_copy_warning(version, cuda, [adapter])
+
+    assert (warning is not None) == warns
+    if warning:
+        megabytes = f"{adapter.stat().st_size / 1e6:,.0f} MB"
+        assert version in warning and megabytes in warning
+        assert "onnxruntime-genai-cuda==0.15.2" in warning
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "providers", [[], [{"dml": {}}], [{"webgpu": {}}]], ids=["cpu", "dml", "webgpu"]
+)
+def test_no_warning_off_cuda_or_without_adapters(
+    olive_output: OliveOutput, tmp_path: Path, providers: list[dict[str, Any]]
+) -> None:
+    adapter = olive_output.output_dir / ADAPTER_FILE
+    folder = _with_providers(olive_output.output_dir, tmp_path / "m", providers)
+    cuda = _with_providers(olive_output.output_dir, tmp_path / "c", [{"cuda": {}}])
+
+    assert host_copy_warning("0.18.0", folder, [adapter]) is None
+    assert host_copy_warning("0.18.0", cuda, []) is None
+    assert not runs_on_cuda(tmp_path / "no-such-folder")

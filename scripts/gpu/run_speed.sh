@@ -10,11 +10,18 @@
 #      (bench_speed.py --build-only --parallel-build) into .dev/speed-work
 #   3. waits for the CUDA-EP runtime (.dev/cudaep, every piece in SHA256SUMS, up to
 #      CUDAEP_WAIT s, 900), as run_all.sh does, then times both models on the CUDA EP
-#      (genai-cuda 0.18) in that environment: bench_speed.py --skip-build --device cuda
+#      (constraints/gpu-cuda-ep.txt: genai-cuda 0.15.2, onnxruntime-gpu 1.31.1) in that
+#      environment: bench_speed.py --skip-build --device cuda; then the base rows alone
+#      (--base-only), scripts/gpu/ort_adapter_probe.py (where the adapter's cost goes,
+#      onnxruntime alone), and, when another onnxruntime-genai-cuda wheel was carried in
+#      .dev/genai-alt, the same timing with that genai on the same onnxruntime (0.18.0: keeps
+#      adapters in host memory, src/olive_workflows/runtime/adapter_residency.py).
+#      CUDAGRAPH=1: also with CUDA graph capture on (neither model loads with it).
 # Run:   bash scripts/gpu/run_speed.sh [RESULTS_DIR]     (default .dev/speed-results)
 #        REPEATS=25 (default), SPEED_WORK=.dev/speed-work
 # Writes into RESULTS_DIR: progress.txt, env.json, make_big.json, build.json, build.txt,
-# speed.json (the result), speed.txt (its table and log), logs.tgz (build and worker logs).
+# speed.json (the result), speed.txt (its table and log), speed-base-only.json, probe.json,
+# speed-genai-alt.json (each with its .txt), logs.tgz (build and worker logs).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/gpu/env.sh
@@ -90,6 +97,33 @@ elif (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS); then
            --second-adapter synthetic --out "$R/speed.json" ) > "$R/speed.txt" 2>&1
     note "speed rc=$?"
     grep -E '^(Targets|Model load)' "$R/speed.txt" | tee -a "$R/progress.txt"
+    # The base rows alone: no adapter is ever loaded into our model's process.
+    ( source scripts/gpu/env_cuda_ep.sh \
+      && python3 scripts/bench_speed.py --reuse "$W" --device cuda --repeats "${REPEATS:-25}" \
+           --base-only --out "$R/speed-base-only.json" ) > "$R/speed-base-only.txt" 2>&1
+    note "speed base-only rc=$?"
+    grep -E '^(Targets)' "$R/speed-base-only.txt" | tee -a "$R/progress.txt"
+    # Where the adapter's decode cost goes, one onnxruntime session without genai
+    # (scripts/gpu/ort_adapter_probe.py): LoRA inputs bound on the device, on the host, or
+    # through RunOptions' active adapter.
+    ( source scripts/gpu/env_cuda_ep.sh \
+      && python3 scripts/gpu/ort_adapter_probe.py "$W/ours" "$W/ours/adapter_weights.onnx_adapter" \
+           "$R/probe.json" ) > "$R/probe.txt" 2>&1
+    note "probe rc=$? $(grep -o '"host_copy_ms": [-0-9.]*' "$R/probe.json" 2>/dev/null)"
+    # Another onnxruntime-genai-cuda wheel carried in .dev/genai-alt (GENAI_ALT_WHEEL names
+    # it): the same models timed with it, on the same onnxruntime.
+    ALT=${GENAI_ALT_WHEEL:-$(ls .dev/genai-alt/*.whl 2>/dev/null | head -1)}
+    if [ -n "$ALT" ] && [ -f "$ALT" ]; then
+        rm -rf /tmp/genai-alt && mkdir -p /tmp/genai-alt
+        python3 -m zipfile -e "$ALT" /tmp/genai-alt
+        ( source scripts/gpu/env_cuda_ep.sh && export PYTHONPATH="/tmp/genai-alt:$PYTHONPATH" \
+          && python3 scripts/bench_speed.py --reuse "$W" --device cuda --repeats "${REPEATS:-25}" \
+               --second-adapter synthetic --out "$R/speed-genai-alt.json" ) \
+            > "$R/speed-genai-alt.txt" 2>&1
+        note "speed with $(basename "$ALT") rc=$?"
+        grep -E '^(Machine|Targets|Model load)' "$R/speed-genai-alt.txt" | tee -a "$R/progress.txt"
+    fi
+    if [ "${CUDAGRAPH:-0}" = 1 ]; then
     # The same models with CUDA graph capture on (genai_config provider option): hard-linked
     # copies, only the two genai_config.json files rewritten.
     rm -rf "$W-graph" && cp -al "$W" "$W-graph"
@@ -113,6 +147,7 @@ PY
            --second-adapter none --out "$R/speed-cudagraph.json" ) > "$R/speed-cudagraph.txt" 2>&1
     note "speed with CUDA graph rc=$?"
     grep -E '^(Targets|Model load)' "$R/speed-cudagraph.txt" | tee -a "$R/progress.txt"
+    fi
 else
     note "no timing: .dev/cudaep incomplete"
 fi

@@ -8,6 +8,7 @@
 # Carry, as for device_call.sh (the CUDA-EP runtime travels one piece per call while the
 # model and the two builds are made; run_speed.sh checks the pieces before timing):
 #   call 1: .dev/site312.tar.xz .dev/cudaep/SHA256SUMS .dev/cudaep/cudaep.tar.xz.part-ad
+#           (and .dev/genai-alt: another 17 MB onnxruntime-genai-cuda wheel to time, if any)
 #   calls 2-4: .dev/cudaep/cudaep.tar.xz.part-aa, -ab, -ac; later calls carry nothing and
 #   wait for DONE.
 # The machine goes back when idle: make the next call at once.

@@ -149,6 +149,8 @@ def chat_main(
     except KeyboardInterrupt:
         _interrupted("interrupted while loading the model")
         return EXIT_INTERRUPTED
+    for warning in session.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
     def answer(text: str) -> None:
         _answer(session, output_dir, template, names, text, max_new_tokens)

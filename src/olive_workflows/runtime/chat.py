@@ -12,6 +12,7 @@ from typing import Any
 
 from olive_workflows.core.errors import OliveWorkflowsError, Problem
 from olive_workflows.core.manifest import ADAPTER_SUFFIX, ManifestError, manifest_adapters
+from olive_workflows.runtime.adapter_residency import host_copy_warning
 
 GENAI_CONFIG = "genai_config.json"
 _REBUILD = "run the workflow again (`olive-workflows run RECIPE`) to rewrite the output folder"
@@ -77,6 +78,11 @@ class ChatSession:
             for name, path in self.adapter_files.items():
                 self._load_adapter(name, path)
         self.adapter_names: tuple[str, ...] = tuple(self.adapter_files)
+        # What the user should know about how this runtime serves the adapters (speed).
+        warning = host_copy_warning(
+            str(getattr(og, "__version__", "")), self.model_dir, list(self.adapter_files.values())
+        )
+        self.warnings: tuple[str, ...] = (warning,) if warning else ()
 
     def _load_adapter(self, name: str, path: Path) -> None:
         """Load one adapter and prove it fits: genai checks the file's format on load, but
