@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import itertools
 import json
 import os
 import queue
@@ -358,10 +359,13 @@ def worker_main(args: argparse.Namespace) -> None:
         generator.generate_next_token()
         new = [int(generator.get_next_tokens()[0])]
         t_first = time.perf_counter()
+        stamps = [t_first]
         while not generator.is_done():
             generator.generate_next_token()
             new.append(int(generator.get_next_tokens()[0]))
-        t_last = time.perf_counter()
+            stamps.append(time.perf_counter())
+        t_last = stamps[-1]
+        token_ms = sorted((b - a) * 1e3 for a, b in itertools.pairwise(stamps))
         del generator
         return {
             "create_s": t1 - t0,
@@ -370,6 +374,10 @@ def worker_main(args: argparse.Namespace) -> None:
             "decode_s": t_last - t_first,
             "new_tokens": len(new),
             "ids": new,
+            # one decode step's time: the median says whether the whole request was slower,
+            # the largest whether one step stalled
+            "token_ms_median": statistics.median(token_ms) if token_ms else None,
+            "token_ms_max": token_ms[-1] if token_ms else None,
         }
 
     # warm-up: session start, first-run allocations, each adapter once
@@ -579,6 +587,12 @@ def row_stats(samples: list[dict[str, Any]]) -> dict[str, Any]:
             statistics.median(s["create_s"] for s in samples) * 1e3, 3
         ),
         "token_ids": samples[0]["ids"],
+        "token_ms_median_per_request": [
+            round(s["token_ms_median"], 3) for s in samples if s.get("token_ms_median")
+        ],
+        "token_ms_max_per_request": [
+            round(s["token_ms_max"], 3) for s in samples if s.get("token_ms_max")
+        ],
     }
 
 

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Issue 15: our base decode on the CUDA EP is bimodal per request (about 0.92x of the builder's
+# in one mode, 0.70x in the other; the builder's own model is not). Times the models that
+# scripts/gpu/run_speed.sh built, base rows only, with per-step times (bench_speed.py records
+# each request's median and largest step), as they are and with one genai_config session
+# option changed in both models:
+#   mempattern-off  session_options.enable_mem_pattern false
+#   arena-same      CUDA provider option arena_extend_strategy kSameAsRequested
+# then the full rows once. Called by run_speed.sh when MODES=1, in its environment:
+#   MODES=1 REPEATS=40 bash scripts/gpu/speed_call.sh 540   (same device calls and carry)
+# Usage: bash scripts/gpu/speed_modes.sh WORK RESULTS_DIR
+set -uo pipefail
+W=$1
+R=$2
+note() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }
+
+variant() {  # NAME: a hard-linked copy of WORK, both genai_config.json files rewritten
+    rm -rf "$W-$1" && cp -al "$W" "$W-$1"
+    python3 - "$W-$1" "$1" <<'PY'
+import json, os, sys
+folder, kind = sys.argv[1], sys.argv[2]
+for model in ("ours", "builder"):
+    path = os.path.join(folder, model, "genai_config.json")
+    config = json.load(open(path))
+    options = config["model"]["decoder"]["session_options"]
+    if kind == "mempattern-off":
+        options["enable_mem_pattern"] = False
+    elif kind == "arena-same":
+        providers = options.setdefault("provider_options", [])
+        cuda = next((p["cuda"] for p in providers if "cuda" in p), None)
+        if cuda is None:
+            cuda = {}
+            providers.append({"cuda": cuda})
+        cuda["arena_extend_strategy"] = "kSameAsRequested"
+    tmp = path + ".tmp"
+    json.dump(config, open(tmp, "w"), indent=4)
+    os.replace(tmp, path)  # a new file: the hard link to WORK's config is broken
+PY
+}
+
+timeit() {  # NAME FOLDER [bench_speed.py options]
+    local name=$1 folder=$2
+    shift 2
+    ( source scripts/gpu/env_cuda_ep.sh \
+      && python3 scripts/bench_speed.py --reuse "$folder" --device cuda \
+           --repeats "${REPEATS:-40}" "$@" --out "$R/modes-$name.json" ) > "$R/modes-$name.txt" 2>&1
+    note "$name rc=$? $(grep -E '^Targets' "$R/modes-$name.txt" | cut -c1-110)"
+}
+
+timeit base-1 "$W" --base-only
+variant mempattern-off && timeit base-mempattern-off "$W-mempattern-off" --base-only
+variant arena-same && timeit base-arena-same "$W-arena-same" --base-only
+timeit base-2 "$W" --base-only
+timeit full "$W" --second-adapter none
