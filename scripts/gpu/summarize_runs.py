@@ -15,6 +15,34 @@ def tok(rows: dict, row: str) -> str:
     return f"{rows[row]['tok_s_median']:.1f}" if row in rows else "-"
 
 
+def modes(paths: list[str]) -> None:
+    print()
+    print("| file | row | requests in the fast mode | fast mode / builder | slow mode / builder |")
+    print("|---|---|---|---|---|")
+    for path in paths:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))["timing"]["rows"]
+        builder = rows.get("builder_base", {}).get("token_ms_median_per_request")
+        if not builder:
+            continue
+        step = statistics.median(builder)
+        for row in ("builder_base", "ours_base", "ours_adapter"):
+            steps = rows.get(row, {}).get("token_ms_median_per_request")
+            if not steps:
+                continue
+            # the two modes split at the widest gap between sorted request medians
+            ordered = sorted(steps)
+            gap = max(range(1, len(ordered)), key=lambda i: ordered[i] - ordered[i - 1])
+            fast, slow = ordered[:gap], ordered[gap:]
+
+            def ratio(group: list[float], step: float = step) -> str:
+                return f"{step / statistics.median(group):.2f}x" if group else "-"
+
+            print(
+                f"| {Path(path).name} | {row} | {len(fast)} of {len(steps)} | {ratio(fast)} "
+                f"| {ratio(slow)} |"
+            )
+
+
 def main(paths: list[str]) -> None:
     print(
         "| file | genai | builder base tok/s | ours base | ours + adapter | base / builder "
@@ -47,6 +75,7 @@ def main(paths: list[str]) -> None:
             if v
         ]
         print(f"- genai {genai}: " + "; ".join(parts))
+    modes(paths)
 
 
 if __name__ == "__main__":
