@@ -84,6 +84,29 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------- 1. build
 
 
+def pin_cores(text: str) -> dict[str, list[int]]:
+    """'2-5/6-9' -> {'builder': [2, 3, 4, 5], 'ours': [6, 7, 8, 9]} (ranges or commas)."""
+
+    def cores(part: str) -> set[int]:
+        found: set[int] = set()
+        for piece in part.split(","):
+            low, _, high = piece.partition("-")
+            found |= set(range(int(low), int(high or low) + 1))
+        return found
+
+    try:
+        builder, ours = text.split("/")
+        pinned = {"builder": cores(builder), "ours": cores(ours)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected B/O core lists such as 2-5/6-9, got {text!r}"
+        ) from None
+    usable = os.sched_getaffinity(0)
+    if not all(pinned.values()) or not set().union(*pinned.values()) <= usable:
+        raise argparse.ArgumentTypeError(f"{text!r}: cores must be among {sorted(usable)}")
+    return {name: sorted(found) for name, found in pinned.items()}
+
+
 def child_env() -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OLIVE_DISABLE_TELEMETRY="1")
     # src/ first, so a checkout that is not installed (the GPU machine) runs the same code
@@ -296,6 +319,8 @@ def second_adapter(choice: str, ours: Path, first: Path, work: Path) -> Path | N
 
 def worker_main(args: argparse.Namespace) -> None:
     """One model in one process: hello line, then one JSON reply per request line on stdin."""
+    if args.worker_cores:
+        os.sched_setaffinity(0, {int(c) for c in args.worker_cores.split(",")})
     import onnxruntime_genai as og
 
     def reply(obj: dict[str, Any]) -> None:
@@ -304,6 +329,7 @@ def worker_main(args: argparse.Namespace) -> None:
 
     model_dir = args.worker
     hello: dict[str, Any] = {"genai": og.__version__, "pid": os.getpid()}
+    hello["cores"] = sorted(os.sched_getaffinity(0))
     start = time.perf_counter()
     config = og.Config(str(model_dir))
     with contextlib.suppress(Exception):  # onnxruntime's own log at FATAL, as ChatSession does
@@ -422,6 +448,8 @@ class Worker:
         for adapter, path in adapters.items():
             cmd += ["--worker-adapter", f"{adapter}={path}"]
         self.stderr_path = work / f"worker-{name}.log"
+        if args.pin_cores:  # the worker pins itself before it loads anything
+            cmd += ["--worker-cores", ",".join(map(str, args.pin_cores[name]))]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             stderr=self.stderr_path.open("w"), env=child_env(), bufsize=1,
@@ -942,11 +970,17 @@ def main() -> None:
         "--base-only", action="store_true",
         help="Time the two base rows only: no adapter is loaded into our model's process.",
     )  # fmt: skip
+    ap.add_argument(
+        "--pin-cores", type=pin_cores, default=None, metavar="B/O",
+        help="Pin the builder's worker to CPU cores B and ours to O (e.g. 2-5/6-9): each "
+        "process keeps its cores, to tell the host's pace from the model's.",
+    )  # fmt: skip
     ap.add_argument("--quiet-wait", type=float, default=30.0, help="CPU: wait for a quiet machine.")
     ap.add_argument("--pause", type=float, default=0.05, help="Seconds between requests.")
     ap.add_argument("--table", type=Path, help="Print the table of a results file and exit.")
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--worker-adapter", action="append", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-cores", help=argparse.SUPPRESS)
     ap.add_argument("--bandwidth", choices=["cpu", "cuda"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

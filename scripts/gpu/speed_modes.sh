@@ -5,7 +5,9 @@
 # each request's median and largest step), as they are and with one genai_config session
 # option changed in both models:
 #   mempattern-off  session_options.enable_mem_pattern false
-#   arena-same      CUDA provider option arena_extend_strategy kSameAsRequested
+#   arena-same      CUDA provider option arena_extend_strategy kSameAsRequested (genai 0.15.2
+#                   did not load it in run 5: it wants a number there, "stoll")
+# and with each worker pinned to two cores of its own (bench_speed.py --pin-cores).
 # then the full rows once. Called by run_speed.sh when MODES=1, in its environment:
 #   MODES=1 REPEATS=40 bash scripts/gpu/speed_call.sh 540   (same device calls and carry)
 # Usage: bash scripts/gpu/speed_modes.sh WORK RESULTS_DIR
@@ -48,6 +50,8 @@ timeit() {  # NAME FOLDER [bench_speed.py options]
 }
 
 timeit base-1 "$W" --base-only
+# each worker on cores of its own: does the slow mode follow the host thread?
+timeit base-pinned "$W" --base-only --pin-cores 2-3/4-5
 variant mempattern-off && timeit base-mempattern-off "$W-mempattern-off" --base-only
 variant arena-same && timeit base-arena-same "$W-arena-same" --base-only
 timeit base-2 "$W" --base-only
