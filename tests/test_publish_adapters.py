@@ -202,6 +202,20 @@ def test_description_lists_the_adapters_and_how_to_load_them(multi_output: Path)
     assert "og.Adapters(model)" in lines[4]
     assert 'adapters.load(f"{folder}/travel.onnx_adapter", "travel")' in lines[4]
     assert 'generator.set_active_adapter(adapters, "travel")' in lines[4]
+    assert len(lines) == 5  # a CPU model: no word on the CUDA runtime
+
+
+def test_a_cuda_models_description_names_the_genai_that_keeps_adapters_on_the_gpu(
+    multi_output: Path,
+) -> None:
+    config = {"model": {"type": "phi3", "decoder": {"session_options": {}}}}
+    config["model"]["decoder"]["session_options"]["provider_options"] = [{"cuda": {}}]
+    (multi_output / "genai_config.json").write_text(json.dumps(config), encoding="utf-8")
+
+    last = build_model_asset(multi_output, "m", "1", INFO).description.splitlines()[-1]
+
+    assert last.startswith("On the CUDA EP use onnxruntime-genai-cuda 0.15.2 or older")
+    assert "copies it to the GPU for every token" in last
 
 
 def test_the_asset_round_trips_through_the_sdks_yaml(multi_output: Path) -> None:

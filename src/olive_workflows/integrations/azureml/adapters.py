@@ -10,6 +10,7 @@ from typing import Any
 from olive_workflows.core.manifest import MANIFEST, ManifestError, read_manifest
 from olive_workflows.integrations.azureml.errors import AzureMLError
 from olive_workflows.integrations.azureml.runinfo import _check_folder
+from olive_workflows.runtime.adapter_residency import LAST_DEVICE_RESIDENT, runs_on_cuda
 
 # Azure ML stores an asset's tags as strings in the version's body and documents no limits
 # of its own; the SDK's schema checks nothing either. These are Azure Resource Manager's,
@@ -39,6 +40,7 @@ class AdapterSet:
     rank: int | None
     targets: list[str] | None  # None: the method's default modules
     base_ppl: dict[str, float]  # the base model's held-out perplexity, no adapter active
+    cuda: bool = False  # the model's genai_config.json puts it on the CUDA EP
 
     def tags(self) -> dict[str, str]:
         """`adapters`, `adapter_rank`, `adapter_targets` and `adapter.<name>.file|ppl.<set>`.
@@ -79,6 +81,12 @@ class AdapterSet:
             "then for each generator: "
             f'generator.set_active_adapter(adapters, "{first.name}").'
         )
+        if self.cuda:
+            lines.append(
+                f"On the CUDA EP use onnxruntime-genai-cuda {LAST_DEVICE_RESIDENT} or older: from "
+                "0.16 on og.Adapters keeps an adapter in host memory and copies it to the GPU "
+                "for every token (7x slower decoding measured on an H200)."
+            )
         return "\n".join(lines)
 
 
@@ -121,6 +129,7 @@ def read_adapter_set(output_dir: Path) -> AdapterSet | None:
         rank=base["r"] if _is_int(base.get("r")) else None,
         targets=_strings(base.get("target_modules")),
         base_ppl=_numbers(held.get("base")),
+        cuda=runs_on_cuda(output_dir),
     )
 
 
