@@ -128,24 +128,9 @@ elif (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS); then
     if [ "${CUDAGRAPH:-0}" = 1 ]; then
     # The same models with CUDA graph capture on (genai_config provider option): hard-linked
     # copies, only the two genai_config.json files rewritten.
-    rm -rf "$W-graph" && cp -al "$W" "$W-graph"
-    python3 - "$W-graph" <<'PY'
-import json, os, sys
-for name in ("ours", "builder"):
-    path = os.path.join(sys.argv[1], name, "genai_config.json")
-    config = json.load(open(path))
-    options = config["model"]["decoder"]["session_options"].setdefault("provider_options", [])
-    cuda = next((o["cuda"] for o in options if "cuda" in o), None)
-    if cuda is None:
-        cuda = {}
-        options.append({"cuda": cuda})
-    cuda["enable_cuda_graph"] = "1"
-    tmp = path + ".tmp"
-    json.dump(config, open(tmp, "w"), indent=4)
-    os.replace(tmp, path)  # a new file: the hard link to the first run's config is broken
-PY
+    python3 scripts/gpu/config_variant.py "$W" cudagraph > /dev/null
     ( source scripts/gpu/env_cuda_ep.sh \
-      && python3 scripts/bench_speed.py --reuse "$W-graph" --device cuda --repeats "${REPEATS:-25}" \
+      && python3 scripts/bench_speed.py --reuse "$W-cudagraph" --device cuda --repeats "${REPEATS:-25}" \
            --second-adapter none --out "$R/speed-cudagraph.json" ) > "$R/speed-cudagraph.txt" 2>&1
     note "speed with CUDA graph rc=$?"
     grep -E '^(Targets|Model load)' "$R/speed-cudagraph.txt" | tee -a "$R/progress.txt"

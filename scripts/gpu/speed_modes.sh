@@ -16,28 +16,8 @@ W=$1
 R=$2
 note() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }
 
-variant() {  # NAME: a hard-linked copy of WORK, both genai_config.json files rewritten
-    rm -rf "$W-$1" && cp -al "$W" "$W-$1"
-    python3 - "$W-$1" "$1" <<'PY'
-import json, os, sys
-folder, kind = sys.argv[1], sys.argv[2]
-for model in ("ours", "builder"):
-    path = os.path.join(folder, model, "genai_config.json")
-    config = json.load(open(path))
-    options = config["model"]["decoder"]["session_options"]
-    if kind == "mempattern-off":
-        options["enable_mem_pattern"] = False
-    elif kind == "arena-same":
-        providers = options.setdefault("provider_options", [])
-        cuda = next((p["cuda"] for p in providers if "cuda" in p), None)
-        if cuda is None:
-            cuda = {}
-            providers.append({"cuda": cuda})
-        cuda["arena_extend_strategy"] = "kSameAsRequested"
-    tmp = path + ".tmp"
-    json.dump(config, open(tmp, "w"), indent=4)
-    os.replace(tmp, path)  # a new file: the hard link to WORK's config is broken
-PY
+variant() {  # KIND: WORK-KIND, both genai_config.json files changed (config_variant.py)
+    python3 scripts/gpu/config_variant.py "$W" "$1" > /dev/null
 }
 
 timeit() {  # NAME FOLDER [bench_speed.py options]
