@@ -735,8 +735,8 @@ def test_ctrl_c_while_loading_exits_130(
 # --- where genai keeps the adapters on CUDA (runtime/adapter_residency.py) ----------------
 # The rule was verified in the wheels (onnxruntime-genai-cuda 0.15.2 exports
 # Adapter::Adapter(char const*, Ort::Allocator*), 0.16.0 / 0.17.1 / 0.18.0 only
-# Adapter::Adapter(char const*)) and measured on the H200: 30 tok/s with the adapter on 0.18.0
-# against 210 on 0.15.2, same model, same onnxruntime (docs/benchmarks.md section 4).
+# Adapter::Adapter(char const*)) and measured on H200s: 29-30 tok/s with the adapter on 0.18.0
+# against 148-210 on 0.15.2, same model, same onnxruntime (docs/benchmarks.md section 4).
 
 
 def _with_providers(src: Path, dst: Path, providers: list[dict[str, Any]]) -> Path:

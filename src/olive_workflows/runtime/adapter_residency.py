@@ -8,9 +8,10 @@ Verified, not assumed:
 - in the wheels: onnxruntime-genai-cuda 0.15.2 exports `Adapter::Adapter(char const*,
   Ort::Allocator*)`; 0.16.0, 0.17.1 and 0.18.0 only `Adapter::Adapter(char const*)`;
 - on the lent H200 (docs/benchmarks.md section 4), the same int4 Phi-3.5-shaped model and
-  176 MB adapter on onnxruntime-gpu 1.31.1: genai 0.18.0 decodes 30 tok/s with the adapter,
-  0.15.2 210 tok/s; onnxruntime alone with the adapter fed from host memory takes 24 ms more
-  per run than with it bound on the GPU (scripts/gpu/ort_adapter_probe.py).
+  176 MB adapter on onnxruntime-gpu 1.31.1: genai 0.18.0 decodes 29-30 tok/s with the
+  adapter, 0.15.2 148-210 tok/s (five runs); onnxruntime alone with the adapter fed from host
+  memory takes 24-36 ms more per run than with it bound on the GPU
+  (scripts/gpu/ort_adapter_probe.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from pathlib import Path
 
 HOST_BACKED_FROM = (0, 16)
 LAST_DEVICE_RESIDENT = "0.15.2"
+CHECKED = "0.16.0 to 0.18.0"  # newer releases are assumed to do the same until checked
+# docs/benchmarks/gpu/h200-genai-adapters/: adapter rows, genai 0.18.0 against 0.15.2
+SLOWER = "5-7x"
+MEASURED = "29-30 against 148-210 tok/s with a 176 MB adapter"
 
 
 def genai_version_tuple(version: str) -> tuple[int, int]:
@@ -55,9 +60,9 @@ def host_copy_warning(genai_version: str, model_dir: Path, adapter_files: list[P
         return None
     largest = max((f.stat().st_size for f in adapter_files if f.is_file()), default=0)
     return (
-        f"onnxruntime-genai {genai_version} keeps LoRA adapters in host memory on CUDA: "
-        f"onnxruntime copies the active one ({largest / 1e6:,.0f} MB) to the GPU for every "
-        "token, which made decoding 7x slower on an H200 (30 against 210 tok/s, 176 MB "
-        f"adapter). Fix: pip install onnxruntime-genai-cuda=={LAST_DEVICE_RESIDENT} (the last "
-        "release that loads adapters into GPU memory; constraints/gpu-cuda-ep.txt)."
+        f"onnxruntime-genai {genai_version} keeps LoRA adapters in host memory on CUDA "
+        f"(checked for {CHECKED}): onnxruntime copies the active one ({largest / 1e6:,.0f} MB) "
+        f"to the GPU for every token, which made decoding {SLOWER} slower on an H200 "
+        f"({MEASURED}). Fix: pip install onnxruntime-genai-cuda=={LAST_DEVICE_RESIDENT} (the "
+        "last release that loads adapters into GPU memory; constraints/gpu-cuda-ep.txt)."
     )

@@ -10,7 +10,7 @@ from typing import Any
 from olive_workflows.core.manifest import MANIFEST, ManifestError, read_manifest
 from olive_workflows.integrations.azureml.errors import AzureMLError
 from olive_workflows.integrations.azureml.runinfo import _check_folder
-from olive_workflows.runtime.adapter_residency import LAST_DEVICE_RESIDENT, runs_on_cuda
+from olive_workflows.runtime.adapter_residency import LAST_DEVICE_RESIDENT, SLOWER, runs_on_cuda
 
 # Azure ML stores an asset's tags as strings in the version's body and documents no limits
 # of its own; the SDK's schema checks nothing either. These are Azure Resource Manager's,
@@ -85,7 +85,7 @@ class AdapterSet:
             lines.append(
                 f"On the CUDA EP use onnxruntime-genai-cuda {LAST_DEVICE_RESIDENT} or older: from "
                 "0.16 on og.Adapters keeps an adapter in host memory and copies it to the GPU "
-                "for every token (7x slower decoding measured on an H200)."
+                f"for every token ({SLOWER} slower decoding measured on an H200)."
             )
         return "\n".join(lines)
 
