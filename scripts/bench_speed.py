@@ -870,12 +870,17 @@ def table(result: dict[str, Any]) -> str:
     def fmt(x: float | None) -> str:
         return f"{x:.2f}x" if x is not None else "n/a"
 
+    def verdict(x: float | None, met: bool) -> str:
+        return "not timed" if x is None else "met" if met else "MISSED"
+
     lines += [
         "",
         f"Targets (issue 15): ours base / builder base {fmt(r['ours_base_over_builder_base'])} "
-        f"(>= {TARGET_BASE}): {'met' if tg['base_ratio_met'] else 'MISSED'}; ours + adapter / "
+        f"(>= {TARGET_BASE}): {verdict(r['ours_base_over_builder_base'], tg['base_ratio_met'])}; "
+        "ours + adapter / "
         f"builder base {fmt(r['ours_adapter_over_builder_base'])} (>= {TARGET_ADAPTER}): "
-        f"{'met' if tg['adapter_ratio_met'] else 'MISSED'}. Prefill ours/builder "
+        f"{verdict(r['ours_adapter_over_builder_base'], tg['adapter_ratio_met'])}. "
+        "Prefill ours/builder "
         f"{fmt(r['prefill_ours_base_over_builder_base'])}. Same greedy tokens: "
         + (", ".join(f"{SAME[k]} {'yes' if v else 'no'}" for k, v in same.items()) or "-")
         + ".",
@@ -884,6 +889,21 @@ def table(result: dict[str, Any]) -> str:
         lines.append(
             "The weights fit in this machine's caches: decode is not memory-bound here, so the "
             "share of the bound only says how far from the RAM bound it is."
+        )
+    steps = {
+        LABELS[row]: r["token_ms_median_per_request"]
+        for row, r in t["rows"].items()
+        if r.get("token_ms_median_per_request")
+    }
+    if steps:
+        lines.append(
+            "Decode step per request, ms (min / median / max of each request's median step; a "
+            "wide spread in one row and not the others is a per-request mode): "
+            + "; ".join(
+                f"{label} {min(v):.2f} / {statistics.median(v):.2f} / {max(v):.2f}"
+                for label, v in steps.items()
+            )
+            + "."
         )
     loads = s["model_load_s"]
     ours_w = t.get("ours_worker", {})
