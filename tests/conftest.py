@@ -10,9 +10,14 @@ import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from azure.identity import ClientSecretCredential
+
+    from tests.test_azureml import FakeAzure
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / "workflows").rglob("*.yaml"))
@@ -102,3 +107,24 @@ def run_json(recipe: Path) -> dict[str, Any]:
     """The `run --json` summary of a recipe that must run."""
     summary: dict[str, Any] = json.loads(run_cli(recipe, "--json").stdout)
     return summary
+
+
+# The fake Azure services of tests/test_azureml.py, for every test that publishes or submits.
+# Imported inside the fixtures: a session that does not use them never loads the Azure SDK.
+
+
+@pytest.fixture
+def azure() -> FakeAzure:
+    from tests.test_azureml import FakeAzure
+
+    return FakeAzure()
+
+
+@pytest.fixture
+def credential(azure: FakeAzure) -> ClientSecretCredential:
+    """azure-identity's real service-principal login, talking to the fake Entra ID."""
+    from azure.identity import ClientSecretCredential
+
+    from tests.test_azureml import CLIENT_SECRET, TENANT
+
+    return ClientSecretCredential(TENANT, "client-1", CLIENT_SECRET, transport=azure)

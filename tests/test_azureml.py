@@ -333,17 +333,6 @@ class FakeAzure(RequestsTransport):
 
 
 @pytest.fixture
-def azure() -> FakeAzure:
-    return FakeAzure()
-
-
-@pytest.fixture
-def credential(azure: FakeAzure) -> ClientSecretCredential:
-    """azure-identity's real service-principal login, talking to the fake Entra ID."""
-    return ClientSecretCredential(TENANT, "client-1", CLIENT_SECRET, transport=azure)
-
-
-@pytest.fixture
 def output_dir(tmp_path: Path) -> Path:
     """What a finished `olive-workflows run` leaves behind."""
     return model_files(tmp_path / "models" / "phi" / "onnx-ao")

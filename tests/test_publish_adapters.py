@@ -26,7 +26,7 @@ pytest.importorskip("azure.ai.ml", reason="needs the azure extra")
 from azure.ai.ml import load_model
 from azure.identity import ClientSecretCredential
 
-from tests.test_azureml import BLOB_HOST, CLIENT_SECRET, TENANT, WS, FakeAzure, model_files
+from tests.test_azureml import BLOB_HOST, WS, FakeAzure, model_files
 
 INFO = RunInfo(
     recipe_name="phi-multi",
@@ -98,16 +98,6 @@ def multi_output(plain_output: Path) -> Path:
     """What a multi-adapter run leaves: one base model, two adapters, adapters.json."""
     _manifest(plain_output, ADAPTER_BYTES, quality=QUALITY)
     return plain_output
-
-
-@pytest.fixture
-def azure() -> FakeAzure:
-    return FakeAzure()
-
-
-@pytest.fixture
-def credential(azure: FakeAzure) -> ClientSecretCredential:
-    return ClientSecretCredential(TENANT, "client-1", CLIENT_SECRET, transport=azure)
 
 
 # --------------------------------------------------------------------------- tags
