@@ -12,19 +12,4 @@
 #   calls 2-4: carry .dev/cudaep/cudaep.tar.xz.part-aa, -ab, -ac; the last one waits for DONE.
 # The machine goes back after 30 s idle: make the next call at once.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-WAIT=${1:-540}
-R=.dev/results
-running() { [ -f .dev/run_all.pid ] && kill -0 "$(cat .dev/run_all.pid)" 2>/dev/null; }
-if ! running && [ ! -f "$R/DONE" ]; then
-    rm -rf "$R"; mkdir -p "$R"
-    setsid nohup bash scripts/gpu/run_all.sh "$R" > .dev/run_all.log 2>&1 < /dev/null &
-    echo $! > .dev/run_all.pid
-fi
-end=$((SECONDS + WAIT))
-while running && [ $SECONDS -lt $end ]; do sleep 5; done
-mkdir -p "$OUT"
-tar -czf "$OUT/results.tgz" "$R" .dev/run_all.log 2>/dev/null
-cp "$R/progress.txt" "$OUT/" 2>/dev/null
-tail -5 "$R/progress.txt" 2>/dev/null
-[ -f "$R/DONE" ] && echo "ALL DONE" || echo "still running (pid $(cat .dev/run_all.pid))"
+exec bash "$(dirname "$0")/call.sh" scripts/gpu/run_all.sh .dev/results "${1:-540}"

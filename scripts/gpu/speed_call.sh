@@ -13,19 +13,4 @@
 #   wait for DONE.
 # The machine goes back when idle: make the next call at once.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-WAIT=${1:-540}
-R=.dev/speed-results
-running() { [ -f .dev/run_speed.pid ] && kill -0 "$(cat .dev/run_speed.pid)" 2>/dev/null; }
-if ! running && [ ! -f "$R/DONE" ]; then
-    rm -rf "$R"; mkdir -p "$R"
-    setsid nohup bash scripts/gpu/run_speed.sh "$R" > .dev/run_speed.log 2>&1 < /dev/null &
-    echo $! > .dev/run_speed.pid
-fi
-end=$((SECONDS + WAIT))
-while running && [ $SECONDS -lt $end ]; do sleep 5; done
-mkdir -p "$OUT"
-tar -czf "$OUT/results.tgz" "$R" .dev/run_speed.log 2>/dev/null
-cp "$R/progress.txt" "$OUT/" 2>/dev/null
-tail -5 "$R/progress.txt" 2>/dev/null
-[ -f "$R/DONE" ] && echo "ALL DONE" || echo "still running (pid $(cat .dev/run_speed.pid))"
+exec bash "$(dirname "$0")/call.sh" scripts/gpu/run_speed.sh .dev/speed-results "${1:-540}"
