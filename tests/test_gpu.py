@@ -191,20 +191,11 @@ def test_qlora_runs_end_to_end_with_a_separate_adapter(tiny_model: Path, tmp_pat
         pytest.skip("needs CUDA (bitsandbytes 4-bit)")
     pytest.importorskip("bitsandbytes")
     from olive_workflows.engine.adapters import lora_inputs, read_adapter_file
-    from tests.conftest import DATA_FILE
+    from tests.conftest import DATA_FILE, run_json
 
     recipe = tmp_path / "qlora.yaml"
     recipe.write_text(QLORA_RECIPE.format(model=tiny_model, data=DATA_FILE), encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, "-m", "olive_workflows", "run", str(recipe), "--json"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout)
+    summary = run_json(recipe)  # `run --json` from tmp_path; it must exit 0
     assert [p["name"] for p in summary["passes"]] == ["lora", "model_builder", "extract_adapters"]
     out = tmp_path / "out"
     weights = read_adapter_file(out / "adapter_weights.onnx_adapter")
