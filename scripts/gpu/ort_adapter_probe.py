@@ -21,6 +21,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -48,20 +49,31 @@ def dim(d: object, past: int) -> int:
     raise SystemExit(f"unknown symbolic dimension {d!r}")
 
 
+def session(model_dir: Path, providers: list[str], profile_prefix: str | None = None) -> Any:
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(str(model_dir / "model.onnx"), so, providers=providers)
+
+
+def bind(sess: Any, feeds: dict[str, Any], device: str) -> Any:
+    """An IOBinding with every feed bound as it is and every output on `device`."""
+    io = sess.io_binding()
+    for name, value in feeds.items():
+        io.bind_ortvalue_input(name, value)
+    for out in sess.get_outputs():
+        io.bind_output(out.name, device, 0)
+    return io
+
+
 def profile(args: argparse.Namespace, providers: list[str], base_feeds: dict, lora: dict) -> dict:
     """Per-node time (onnxruntime's profiler) of 20 decode steps, without and with the adapter."""
     out: dict[str, object] = {}
     for name, extra in (("none", {}), ("device", lora)):
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.enable_profiling = True
-        so.profile_file_prefix = f"/tmp/ort-probe-{name}"
-        sess = ort.InferenceSession(str(args.model_dir / "model.onnx"), so, providers=providers)
-        io = sess.io_binding()
-        for k, v in {**base_feeds, **extra}.items():
-            io.bind_ortvalue_input(k, v)
-        for o in sess.get_outputs():
-            io.bind_output(o.name, args.device, 0)
+        sess = session(args.model_dir, providers, profile_prefix=f"/tmp/ort-probe-{name}")
+        io = bind(sess, {**base_feeds, **extra}, args.device)
         for _ in range(20):
             sess.run_with_iobinding(io)
         events = json.loads(Path(sess.end_profiling()).read_text())
@@ -111,9 +123,7 @@ def main() -> None:
     # copies: the arrays would otherwise point into the reader's buffer
     params = {k: np.array(v.numpy(), copy=True) for k, v in reader.get_parameters().items()}
     adapter_bytes = sum(v.nbytes for v in params.values())
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(str(args.model_dir / "model.onnx"), so, providers=providers)
+    sess = session(args.model_dir, providers)
     inputs = {i.name: i for i in sess.get_inputs()}
     # the LoRA inputs have empty defaults: onnxruntime lists them as overridable initializers
     overridable = {i.name for i in sess.get_overridable_initializers()}
@@ -141,18 +151,10 @@ def main() -> None:
     with_adapter = ort.RunOptions()
     with_adapter.add_active_adapter(lora)
 
-    def binding(extra: dict[str, ort.OrtValue]) -> ort.IOBinding:
-        io = sess.io_binding()
-        for name, value in {**base_feeds, **extra}.items():
-            io.bind_ortvalue_input(name, value)
-        for out in sess.get_outputs():
-            io.bind_output(out.name, dev, 0)
-        return io
-
     names = [o.name for o in sess.get_outputs()]
 
     def bound(extra: dict[str, ort.OrtValue]) -> Callable[[], np.ndarray]:
-        io = binding(extra)
+        io = bind(sess, {**base_feeds, **extra}, dev)
         return lambda: (sess.run_with_iobinding(io), io)[1]
 
     def unbound(run_options: ort.RunOptions | None) -> Callable[[], object]:
