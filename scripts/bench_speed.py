@@ -615,6 +615,9 @@ def row_stats(samples: list[dict[str, Any]]) -> dict[str, Any]:
             statistics.median(s["create_s"] for s in samples) * 1e3, 3
         ),
         "token_ids": samples[0]["ids"],
+        # every request of the row decoded the same ids (a replayed graph that kept another
+        # request's adapter would not)
+        "token_ids_all_same": all(s["ids"] == samples[0]["ids"] for s in samples),
         "token_ms_median_per_request": [
             round(s["token_ms_median"], 3) for s in samples if s.get("token_ms_median")
         ],

@@ -1,12 +1,17 @@
-"""A copy of a bench_speed.py work folder with one genai_config.json setting changed in both models.
+"""A copy of a bench_speed.py work folder with one or more changes to the models in it.
 
-    python3 scripts/gpu/config_variant.py WORK KIND     -> WORK-KIND
+    python3 scripts/gpu/config_variant.py WORK KIND[+KIND...]     -> WORK-KIND[+KIND...]
 
-The copy hard-links every file (no disk), then rewrites ours/ and builder/genai_config.json
-as new files, so WORK's own configs stay as they were. KIND:
+The copy hard-links every file (no disk), then writes each changed file as a new file, so
+WORK's own files stay as they were. KIND, in both models (genai_config.json):
   cudagraph       CUDA provider option enable_cuda_graph "1"
   mempattern-off  session_options.enable_mem_pattern false
   arena-same      CUDA provider option arena_extend_strategy kSameAsRequested
+in our model only (issue 15's experiments on the LoRA graph, scripts/gpu/graph_edits.py):
+  ours-cudagraph  enable_cuda_graph "1" in ours/genai_config.json only
+  foldif          the LongRoPE `If` folded to its short cache; the context capped to match
+  lorat-a         each LoRA A MatMul as FusedMatMul(x, A^T, transB=1), A^T in the adapters
+  lorat-ab        the same for B
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from graph_edits import fold_longrope_if, transpose_lora
+
+BOTH = ("cudagraph", "mempattern-off", "arena-same")
+OURS = ("ours-cudagraph", "foldif", "lorat-a", "lorat-ab")
 
 
 def cuda_options(session_options: dict[str, Any]) -> dict[str, Any]:
@@ -30,27 +40,39 @@ def cuda_options(session_options: dict[str, Any]) -> dict[str, Any]:
 
 def change(config: dict[str, Any], kind: str) -> None:
     options = config["model"]["decoder"]["session_options"]
-    if kind == "cudagraph":
+    if kind in ("cudagraph", "ours-cudagraph"):
         cuda_options(options)["enable_cuda_graph"] = "1"
     elif kind == "mempattern-off":
         options["enable_mem_pattern"] = False
     elif kind == "arena-same":
         cuda_options(options)["arena_extend_strategy"] = "kSameAsRequested"
-    else:
-        sys.exit(f"unknown variant {kind!r}")
 
 
-def main(work: Path, kind: str) -> None:
-    target = work.with_name(f"{work.name}-{kind}")
+def rewrite_config(path: Path, kind: str) -> None:
+    config = json.loads(path.read_text(encoding="utf-8"))
+    change(config, kind)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(config, indent=4), encoding="utf-8")
+    tmp.replace(path)  # a new file: the hard link to WORK's config is broken
+
+
+def main(work: Path, kinds: str) -> None:
+    wanted = kinds.split("+")
+    unknown = [k for k in wanted if k not in BOTH + OURS]
+    if unknown:
+        sys.exit(f"unknown variant {unknown[0]!r}: one of {', '.join(BOTH + OURS)}")
+    target = work.with_name(f"{work.name}-{kinds}")
     shutil.rmtree(target, ignore_errors=True)
     subprocess.run(["cp", "-al", str(work), str(target)], check=True)
-    for model in ("ours", "builder"):
-        path = target / model / "genai_config.json"
-        config = json.loads(path.read_text(encoding="utf-8"))
-        change(config, kind)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(config, indent=4), encoding="utf-8")
-        tmp.replace(path)  # a new file: the hard link to WORK's config is broken
+    for kind in wanted:
+        models = ("ours", "builder") if kind in BOTH else ("ours",)
+        for model in models:
+            if kind in ("foldif",):
+                fold_longrope_if(target / model)
+            elif kind in ("lorat-a", "lorat-ab"):
+                transpose_lora(target / model, "AB" if kind == "lorat-ab" else "A")
+            else:
+                rewrite_config(target / model / "genai_config.json", kind)
     print(target)
 
 

@@ -93,6 +93,8 @@ if ! [ -f "$W/build.json" ]; then
     note "no timing: the build failed (build.txt)"
 elif [ "${MODES:-0}" = 1 ] && (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS); then
     bash scripts/gpu/speed_modes.sh "$W" "$R"
+elif [ "${VARIANTS:-0}" = 1 ] && (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS); then
+    bash scripts/gpu/speed_variants.sh "$W" "$R"
 elif (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS); then
     ( source scripts/gpu/env_cuda_ep.sh \
       && python3 scripts/bench_speed.py --reuse "$W" --device cuda --repeats "${REPEATS:-25}" \

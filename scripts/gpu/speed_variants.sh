@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Issue 15: where our model's decode time goes on the CUDA EP, by changing one thing at a time
+# in copies of the models that scripts/gpu/run_speed.sh built (scripts/gpu/config_variant.py,
+# graph_edits.py), each timed with the builder's unchanged model beside it:
+#   full, base-pinned  the models as built; the base rows with each worker on cores of its own
+#   foldif             the LongRoPE cache `If` folded (context capped at 4096), ours only
+#   lorat-a, lorat-ab  LoRA A (and B) as FusedMatMul over transposed weights, ours only
+#   foldif+ours-cudagraph, foldif+lorat-a+ours-cudagraph
+#                      CUDA graph capture in ours, which the folded `If` allows; the adapter
+#                      and base requests alternate, so compare_ids.py shows whether a replayed
+#                      graph kept the right adapter
+# and the onnxruntime-only probe (ort_adapter_probe.py) on lorat-a.
+# Called by run_speed.sh when VARIANTS=1, in its environment:
+#   VARIANTS=1 REPEATS=30 bash scripts/gpu/speed_call.sh 540   (same device calls and carry)
+# Usage: bash scripts/gpu/speed_variants.sh WORK RESULTS_DIR
+set -uo pipefail
+W=$1
+R=$2
+note() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }
+
+timeit() {  # NAME FOLDER [bench_speed.py options]
+    local name=$1 folder=$2
+    shift 2
+    ( source scripts/gpu/env_cuda_ep.sh \
+      && python3 scripts/bench_speed.py --reuse "$folder" --device cuda \
+           --repeats "${REPEATS:-30}" "$@" --out "$R/var-$name.json" ) > "$R/var-$name.txt" 2>&1
+    note "$name rc=$? $(grep -E '^Targets' "$R/var-$name.txt" | cut -c1-110)"
+}
+
+variant() {  # KINDS NAME: time WORK-KINDS (full rows, no second adapter)
+    if ( source scripts/gpu/env_cuda_ep.sh && python3 scripts/gpu/config_variant.py "$W" "$1" ) \
+        > "$R/var-$2.make.txt" 2>&1; then
+        timeit "$2" "$W-$1" --second-adapter none
+    else
+        note "$2: variant failed: $(tail -1 "$R/var-$2.make.txt")"
+    fi
+}
+
+timeit full "$W" --second-adapter none
+timeit base-pinned "$W" --base-only --pin-cores 2-3/4-5
+variant foldif foldif
+variant lorat-a lorat-a
+variant lorat-ab lorat-ab
+variant foldif+ours-cudagraph cudagraph
+variant foldif+lorat-a+ours-cudagraph cudagraph-lorat-a
+( source scripts/gpu/env_cuda_ep.sh \
+  && python3 scripts/gpu/ort_adapter_probe.py "$W-lorat-a/ours" \
+       "$W-lorat-a/ours/adapter_weights.onnx_adapter" "$R/probe-lorat-a.json" \
+  && python3 scripts/gpu/ort_adapter_probe.py "$W/ours" "$W/ours/adapter_weights.onnx_adapter" \
+       "$R/probe.json" ) > "$R/probe.txt" 2>&1
+note "probes rc=$? $(grep -ho '"lora_kernels_ms": [-0-9.]*' "$R"/probe*.json | tr '\n' ' ')"
+python3 scripts/gpu/compare_ids.py "$R/var-full.json" "$R"/var-*.json > "$R/ids.txt" 2>&1
+grep -E "cudagraph" "$R/ids.txt" | tee -a "$R/progress.txt"
