@@ -9,6 +9,9 @@ WORK's own files stay as they were. KIND, in both models (genai_config.json):
   arena-same      CUDA provider option arena_extend_strategy kSameAsRequested
 in our model only (issue 15's experiments on the LoRA graph, scripts/gpu/graph_edits.py):
   ours-cudagraph  enable_cuda_graph "1" in ours/genai_config.json only
+  ours-cudagraph-off  enable_cuda_graph "0" in ours only
+  builder-foldif-cudagraph  the builder's model folded as foldif does, CUDA graph on: what
+                  the builder's output reaches with what our recipe does to ours
   foldif          the LongRoPE `If` folded to its short cache; the context capped to match
   lorat-a         each LoRA A MatMul as FusedMatMul(x, A^T, transB=1), A^T in the adapters
   lorat-ab        the same for B
@@ -26,7 +29,8 @@ from typing import Any
 from graph_edits import fold_longrope_if, transpose_lora
 
 BOTH = ("cudagraph", "mempattern-off", "arena-same")
-OURS = ("ours-cudagraph", "foldif", "lorat-a", "lorat-ab")
+OURS = ("ours-cudagraph", "ours-cudagraph-off", "foldif", "lorat-a", "lorat-ab")
+BUILDER = ("builder-foldif-cudagraph",)
 
 
 def cuda_options(session_options: dict[str, Any]) -> dict[str, Any]:
@@ -42,6 +46,8 @@ def change(config: dict[str, Any], kind: str) -> None:
     options = config["model"]["decoder"]["session_options"]
     if kind in ("cudagraph", "ours-cudagraph"):
         cuda_options(options)["enable_cuda_graph"] = "1"
+    elif kind == "ours-cudagraph-off":
+        cuda_options(options)["enable_cuda_graph"] = "0"
     elif kind == "mempattern-off":
         options["enable_mem_pattern"] = False
     elif kind == "arena-same":
@@ -58,14 +64,19 @@ def rewrite_config(path: Path, kind: str) -> None:
 
 def main(work: Path, kinds: str) -> None:
     wanted = kinds.split("+")
-    unknown = [k for k in wanted if k not in BOTH + OURS]
+    known = BOTH + OURS + BUILDER
+    unknown = [k for k in wanted if k not in known]
     if unknown:
-        sys.exit(f"unknown variant {unknown[0]!r}: one of {', '.join(BOTH + OURS)}")
+        sys.exit(f"unknown variant {unknown[0]!r}: one of {', '.join(known)}")
     target = work.with_name(f"{work.name}-{kinds}")
     shutil.rmtree(target, ignore_errors=True)
     subprocess.run(["cp", "-al", str(work), str(target)], check=True)
     for kind in wanted:
         models = ("ours", "builder") if kind in BOTH else ("ours",)
+        if kind in BUILDER:
+            fold_longrope_if(target / "builder")
+            rewrite_config(target / "builder" / "genai_config.json", "cudagraph")
+            continue
         for model in models:
             if kind in ("foldif",):
                 fold_longrope_if(target / model)

@@ -18,7 +18,6 @@ small inline tensors.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -39,68 +38,33 @@ def _save(model: Any, model_dir: Path) -> None:
     tmp.replace(model_dir / "model.onnx")
 
 
-def _drop_dead(graph: Any) -> None:
-    """Remove nodes none of whose outputs is used (repeat until none)."""
-    outputs = {o.name for o in graph.output}
-    while True:
-        used = {i for n in graph.node for i in n.input} | outputs
-        for n in graph.node:  # subgraph inputs from the outer scope
-            for attr in n.attribute:
-                if attr.g.node:
-                    used |= {i for sub in attr.g.node for i in sub.input}
-        dead = [n for n in graph.node if not any(o in used for o in n.output if o)]
-        if not dead:
-            return
-        for n in dead:
-            graph.node.remove(n)
-
-
 def fold_longrope_if(model_dir: Path) -> int:
-    """Fold the LongRoPE cache `If` to its short branch; return the capped context length."""
-    from onnx import numpy_helper
+    """Fold the LongRoPE cache `If` to its short cache and cap the context there (the
+    product's own code: model_builder's context_length, engine/decode_graph.py); CUDA graph
+    is left off (the ours-cudagraph kind turns it on)."""
+    _src()
+    from olive_workflows.engine.decode_graph import decode_settings, short_context
 
-    model = _load(model_dir)
-    graph = model.graph
-    ifs = [n for n in graph.node if n.op_type == "If" and "rotemb_caches" in n.name]
-    if not ifs:
+    short = short_context(model_dir)
+    if short is None:
         raise SystemExit(f"{model_dir}: no LongRoPE cache If to fold")
-    short = 0
-    for node in ifs:
-        branches = {a.name: a.g for a in node.attribute}
-        else_branch = branches["else_branch"]  # condition false: total length <= short
-        if not all(n.op_type == "Constant" for n in else_branch.node):
-            raise SystemExit(f"{node.name}: else branch is not constants only")
-        values = {}
-        for c in else_branch.node:
-            values[c.output[0]] = next(a.t for a in c.attribute if a.name == "value")
-        for out_name, branch_out in zip(node.output, else_branch.output, strict=True):
-            tensor = values[branch_out.name]
-            array = numpy_helper.to_array(tensor)
-            if short and array.shape[0] != short:
-                raise SystemExit(f"{node.name}: caches of {array.shape[0]} and {short} rows")
-            short = array.shape[0]  # the short cache covers original_max_position_embeddings
-            graph.initializer.append(numpy_helper.from_array(array, out_name))
-        graph.node.remove(node)
-    _drop_dead(graph)
-    _save(model, model_dir)
-    genai_path = model_dir / "genai_config.json"
-    config = json.loads(genai_path.read_text(encoding="utf-8"))
-    config["model"]["context_length"] = min(int(config["model"]["context_length"]), short)
-    search = config.setdefault("search", {})
-    search["max_length"] = min(int(search.get("max_length", short)), short)
-    tmp = genai_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(config, indent=4), encoding="utf-8")
-    tmp.replace(genai_path)
+    decode_settings(model_dir, context_length=short, enable_cuda_graph=False)
     return short
+
+
+def _src() -> None:
+    import sys
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    if src not in sys.path:
+        sys.path.insert(0, src)
 
 
 def transpose_lora(model_dir: Path, which: str = "A") -> int:
     """FusedMatMul(x, W^T, transB=1) for each LoRA W in `which` ("A" or "AB"); return how many."""
-    import sys
-
     from onnx import helper, numpy_helper
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+    _src()
     from olive_workflows.engine.adapters import read_adapter_file, write_adapter_file
 
     model = _load(model_dir)

@@ -70,6 +70,11 @@ cache:
 output:
   dir: out
 EOF
+# model_builder's context_length (CONTEXT, 4096 by default, as workflows/phi35-travel-builder.yaml
+# ships: the LongRoPE If folded, CUDA graph on); CONTEXT=none builds without it (VARIANTS=1)
+if [ "${CONTEXT:-4096}" != none ]; then
+    sed -i "s/model_builder: {precision: int4}/model_builder: {precision: int4, context_length: ${CONTEXT:-4096}}/" "$RECIPE"
+fi
 cp "$RECIPE" "$R/"
 
 if [ -f "$W/build.json" ] && [ -f "$W/ours/genai_config.json" ] && [ -f "$W/builder/genai_config.json" ]; then
@@ -93,7 +98,7 @@ if ! [ -f "$W/build.json" ]; then
     note "no timing: the build failed (build.txt)"
 elif [ "${MODES:-0}" = 1 ] && (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS); then
     bash scripts/gpu/speed_modes.sh "$W" "$R"
-elif [ "${VARIANTS:-0}" = 1 ] && (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS); then
+elif [ "${VARIANTS:-0}" != 0 ] && (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS); then
     bash scripts/gpu/speed_variants.sh "$W" "$R"
 elif (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS); then
     ( source scripts/gpu/env_cuda_ep.sh \

@@ -10,7 +10,8 @@
 #                      and base requests alternate, so compare_ids.py shows whether a replayed
 #                      graph kept the right adapter
 # and the onnxruntime-only probe (ort_adapter_probe.py) on lorat-a.
-# Called by run_speed.sh when VARIANTS=1, in its environment:
+# VARIANTS=2: the recipe as shipped against its own CUDA-graph-off copy (see below).
+# Called by run_speed.sh when VARIANTS is 1 or 2, in its environment:
 #   VARIANTS=1 REPEATS=30 bash scripts/gpu/speed_call.sh 540   (same device calls and carry)
 # Usage: bash scripts/gpu/speed_variants.sh WORK RESULTS_DIR
 set -uo pipefail
@@ -36,6 +37,24 @@ variant() {  # KINDS NAME: time WORK-KINDS (full rows, no second adapter)
     fi
 }
 
+if [ "${VARIANTS:-1}" = 2 ]; then
+    # The recipe as shipped (model_builder context_length 4096: the rotary If folded, CUDA
+    # graph on by default), two adapters switched per request; then whether the graph decodes
+    # what the same model without it decodes (graph_check.py), the same model with CUDA graph
+    # off, the builder's model given the same fold and CUDA graph, and the first timing again.
+    timeit full "$W" --second-adapter synthetic
+    ( source scripts/gpu/env_cuda_ep.sh \
+      && python3 scripts/gpu/config_variant.py "$W" ours-cudagraph-off \
+      && python3 scripts/gpu/graph_check.py "$W/ours" "$W-ours-cudagraph-off/ours" \
+           "$R/graph-check.json" "$W/ours/adapter_weights.onnx_adapter" \
+           "$W/adapter2-synthetic.onnx_adapter" ) > "$R/graph-check.txt" 2>&1
+    note "graph check rc=$? $(tail -1 "$R/graph-check.txt" | cut -c1-200)"
+    timeit nograph "$W-ours-cudagraph-off" --second-adapter none
+    variant builder-foldif-cudagraph builder-cudagraph
+    timeit full-2 "$W" --second-adapter synthetic
+    python3 scripts/gpu/compare_ids.py "$R/var-full.json" "$R"/var-*.json > "$R/ids.txt" 2>&1
+    exit 0
+fi
 timeit full "$W" --second-adapter none
 timeit base-pinned "$W" --base-only --pin-cores 2-3/4-5
 variant foldif foldif

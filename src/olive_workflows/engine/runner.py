@@ -248,6 +248,32 @@ def _pack_lora(
     return "packed"
 
 
+def _decode_graph(rendered: RenderedWorkflow, staging: Path) -> dict[str, Any] | None:
+    """model_builder's `context_length` and `enable_cuda_graph` on the built model
+    (engine/decode_graph.py); None when the recipe has no model_builder step or its output
+    is not a genai model folder."""
+    steps = rendered.loaded.recipe.steps
+    index, builder = next(
+        ((i, s) for i, s in enumerate(steps) if isinstance(s, ModelBuilderStep)), (None, None)
+    )
+    if builder is None or not (staging / "genai_config.json").is_file():
+        return None
+    from olive_workflows.engine.decode_graph import decode_settings
+
+    try:
+        return decode_settings(
+            staging,
+            context_length=builder.context_length,
+            enable_cuda_graph=builder.enable_cuda_graph,
+            where=("steps", index or 0, "model_builder"),
+        ).as_dict()
+    except RunError as exc:  # point at the recipe's line
+        source = rendered.loaded.source
+        raise RunError(
+            [source.problem(p.message, p.path, p.fix) if p.path else p for p in exc.problems]
+        ) from None
+
+
 def prepare(recipe_path: str | Path) -> RenderedWorkflow:
     """Render and check a recipe with Olive; write the config next to the output."""
     rendered = render_workflow(recipe_path)
@@ -530,6 +556,11 @@ def _run_engine(
     if best_node is not None and candidates:
         best = next((c for c in candidates if c["model_id"] == best_node.model_id), None)
     packed = _pack_lora(rendered, staging, manifest)
+    try:
+        decode = _decode_graph(rendered, staging)
+    except RunError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     quality, quality_warnings = _quality_into(staging, rendered, pytorch, measure_quality)
     if manifest is not None and quality is not None:
         from olive_workflows.engine.adapter_set import add_quality
@@ -547,6 +578,8 @@ def _run_engine(
     )
     (staging / STAGING_MARKER).unlink()
     info = {**_run_info(rendered), "pytorch": pytorch, "lora_layout": packed}
+    if decode is not None:
+        info["decode_graph"] = decode
     write_marker(staging, RUN_MARKER, kind=RUN_KIND, owner=_owner(rendered), extra=info)
     clashes = collisions(output_dir, staging, RUN_MARKER) if output_dir.is_dir() else []
     if clashes:

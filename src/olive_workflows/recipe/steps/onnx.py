@@ -74,7 +74,20 @@ class ModelBuilderStep(Step):
     )
     exclude_embeds: bool | None = Field(default=None, description="Leave out the embeddings.")
     exclude_lm_head: bool | None = Field(default=None, description="Leave out the LM head.")
-    enable_cuda_graph: bool | None = Field(default=None, description="CUDA graph capture.")
+    enable_cuda_graph: bool | None = Field(
+        default=None,
+        description="CUDA graph capture (CUDA provider). Default: on where the built graph "
+        "allows it (no control flow; a LongRoPE model needs context_length, below), else off.",
+    )
+    context_length: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="Cap the model's context (genai_config context_length and "
+        "search.max_length). At or below a LongRoPE model's original context (Phi-3.5: "
+        "4096), `run` also folds the builder's long/short rotary-cache `If` into the short "
+        "cache, which lets the CUDA EP use CUDA graph: the model refuses longer inputs.",
+    )
     adapter_precision: Literal["float", "int4"] = Field(
         default="float",
         description="With a LoRA adapter and int4 weights: keep the adapter's MatMuls in the "
