@@ -295,3 +295,64 @@ def test_run_caps_the_context_and_folds_the_if(longrope_hf: Path) -> None:
     assert "use at most 512" in result.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
     assert not [p for p in work.iterdir() if p.name.startswith(".") and "staging" in p.name]
+
+
+@pytest.mark.parametrize(
+    ("builder", "target", "key", "says"),
+    [
+        (
+            "{precision: int4, context_length: 600}",
+            "",
+            "context_length",
+            "context_length 600 is beyond the model's own context length 512",
+        ),
+        (
+            "{precision: int4, enable_cuda_graph: true}",
+            "",
+            "enable_cuda_graph",
+            "the target's provider is CPUExecutionProvider",
+        ),
+        (
+            "{precision: int4, enable_cuda_graph: true}",
+            "target: {device: gpu}\n",
+            "enable_cuda_graph",
+            "add context_length: 256 (or less)",
+        ),
+        (
+            "{precision: int4, enable_cuda_graph: true, context_length: 300}",
+            "target: {device: gpu}\n",
+            "enable_cuda_graph",
+            "add context_length: 256 (or less)",
+        ),
+    ],
+)
+def test_validate_says_it_before_the_run(
+    longrope_hf: Path, tmp_path: Path, builder: str, target: str, key: str, says: str
+) -> None:
+    recipe = _recipe(tmp_path, longrope_hf, builder, "out")
+    recipe.write_text(recipe.read_text(encoding="utf-8").replace("data:\n", target + "data:\n", 1))
+    result = subprocess.run(
+        [sys.executable, "-m", "olive_workflows", "validate", str(recipe)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    line = 12 + target.count("\n")  # the model_builder line
+    assert f"{recipe}:{line}: steps[1].model_builder.{key}: " in result.stderr
+    assert says in result.stderr
+
+
+def test_validate_accepts_cuda_graph_with_the_cap(longrope_hf: Path, tmp_path: Path) -> None:
+    recipe = _recipe(
+        tmp_path,
+        longrope_hf,
+        "{precision: int4, enable_cuda_graph: true, context_length: 256}",
+        "o",
+    )
+    recipe.write_text(
+        recipe.read_text(encoding="utf-8").replace("data:\n", "target: {device: gpu}\ndata:\n", 1)
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "olive_workflows", "validate", str(recipe)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -1,6 +1,7 @@
 """One markdown table from several scripts/bench_speed.py results (docs/benchmarks.md section 4).
 
 python3 scripts/gpu/summarize_runs.py docs/benchmarks/gpu/h200-genai-adapters/run*-genai-*.json
+Files that are not bench_speed.py results (the probes, graph_check.py's) are left out.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def modes(paths: list[str]) -> None:
 
 
 def main(paths: list[str]) -> None:
+    paths = [p for p in paths if "timing" in json.loads(Path(p).read_text(encoding="utf-8"))]
     print(
         "| file | genai | builder base tok/s | ours base | ours + adapter | base / builder "
         "| adapter / builder base |"

@@ -24,6 +24,7 @@ from olive_workflows.recipe.steps import (
     GenaiMetadataStep,
     GptqStep,
     LoraStep,
+    ModelBuilderStep,
     OlivePassStep,
     OptimizeStep,
     RtnStep,
@@ -280,6 +281,48 @@ class LimitChecks:
                     "tokens (genai aborts when sampling)",
                     (*where, "top_k"),
                     f"use a top_k of at most {vocab}",
+                )
+
+    def check_decode_graph(self) -> None:
+        """model_builder's context_length and enable_cuda_graph (engine/decode_graph.py runs
+        them after Olive): what can be known before the run, said before it."""
+        for i, step in enumerate(self.recipe.steps):
+            if not isinstance(step, ModelBuilderStep):
+                continue
+            config = self.model_config()
+            context = config.get("max_position_embeddings")
+            if isinstance(context, int) and (step.context_length or 0) > context:
+                self.add(
+                    f"context_length {step.context_length} is beyond the model's own context "
+                    f"length {context} (max_position_embeddings)",
+                    step_path(i, step, "context_length"),
+                    f"use at most {context}, or leave context_length out",
+                )
+            provider = self.recipe.target.resolved_provider
+            if step.enable_cuda_graph and provider != "CUDAExecutionProvider":
+                self.add(
+                    f"enable_cuda_graph is a CUDA provider option; the target's provider is "
+                    f"{provider}, whose genai_config has no place for it",
+                    step_path(i, step, "enable_cuda_graph"),
+                    "remove it, or target CUDAExecutionProvider",
+                )
+            scaling = config.get("rope_scaling")
+            short = config.get("original_max_position_embeddings")
+            longrope = isinstance(scaling, dict) and scaling.get("type") == "longrope"
+            if (
+                step.enable_cuda_graph
+                and provider == "CUDAExecutionProvider"
+                and longrope
+                and isinstance(short, int)
+                and (step.context_length is None or step.context_length > short)
+            ):
+                self.add(
+                    "enable_cuda_graph on a LongRoPE model: the builder picks its rotary cache "
+                    "with an `If` node, and onnxruntime does not load CUDA graph capture with "
+                    "control flow",
+                    step_path(i, step, "enable_cuda_graph"),
+                    f"add context_length: {short} (or less) to this step: `run` then folds the "
+                    "If, and the model refuses longer inputs",
                 )
 
     def model_config(self) -> dict[str, object]:

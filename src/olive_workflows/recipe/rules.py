@@ -585,4 +585,5 @@ def check_rules(loaded: LoadedRecipe) -> list[Problem]:
     checker.check_numbers()
     checker.check_model_layers()
     checker.check_genai_search()
+    checker.check_decode_graph()
     return sorted(checker.problems, key=lambda p: p.line or 0)
