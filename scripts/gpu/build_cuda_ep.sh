@@ -16,7 +16,7 @@ install_wheels
 rm -f "$WORK"/site/onnxruntime/capi/libonnxruntime_providers_tensorrt.so
 rm -rf .dev/cudaep
 mkdir -p .dev/cudaep
-tar -C "$WORK/site" -cf - . | xz -9 -T0 | split -b 60M - .dev/cudaep/cudaep.tar.xz.part-
+tar -C "$WORK/site" -cf - . | xz -9 -T0 | split -b 48M - .dev/cudaep/cudaep.tar.xz.part-
 # run_all.sh waits until every piece listed here has arrived intact
 (cd .dev/cudaep && sha256sum cudaep.tar.xz.part-* > SHA256SUMS)
 ls -la .dev/cudaep

@@ -6,10 +6,11 @@
 # is running or finished.
 #   device run: bash scripts/gpu/device_call.sh 540     (carry: .dev/site312.tar.xz)
 #   (QUICK=1 in front is passed on to run_all.sh)
-# The CUDA-EP runtime (scripts/gpu/build_cuda_ep.sh) is 4 pieces of up to 60 MiB; a call takes
-# 64 MiB, so they travel one per call while run_all.sh works (it checks them at the end):
-#   call 1: carry .dev/site312.tar.xz .dev/cudaep/SHA256SUMS .dev/cudaep/cudaep.tar.xz.part-ad
-#   calls 2-4: carry .dev/cudaep/cudaep.tar.xz.part-aa, -ab, -ac; the last one waits for DONE.
+# The CUDA-EP runtime (scripts/gpu/build_cuda_ep.sh) is 5 pieces of up to 48 MiB; a call takes
+# 64 MiB with the working tree, so they travel one per call while run_all.sh works (it checks
+# them at the end):
+#   call 1: carry .dev/site312.tar.xz .dev/cudaep/SHA256SUMS .dev/cudaep/cudaep.tar.xz.part-ae
+#   calls 2-5: carry .dev/cudaep/cudaep.tar.xz.part-aa, -ab, -ac, -ad; the last one waits for DONE.
 # The machine goes back after 30 s idle: make the next call at once.
 set -uo pipefail
 exec bash "$(dirname "$0")/call.sh" scripts/gpu/run_all.sh .dev/results "${1:-540}"

@@ -6,7 +6,7 @@ original_max_position_embeddings: the long one). On the CUDA EP that node does t
 it runs on the host each step, and it stops CUDA graph capture from loading at all
 ("control flow nodes"). At batch 1 our LoRA graph is launch-bound, so CUDA graph is what
 brings its decode to the builder's speed or past it (docs/benchmarks.md §4: H200, base
-1.05x, with the adapter 0.78x of the builder's base, against 0.64-0.76x / 0.40-0.47x without).
+1.06x, with the adapter 0.80x of the builder's base, against 0.64-0.81x / 0.40-0.49x without).
 
 So, after Olive runs (engine/runner.py), for a `model_builder` step:
 - `context_length: N` caps genai_config's context_length and search.max_length at N. When N
