@@ -10,10 +10,8 @@
 # Usage: bash scripts/gpu/graph_default_job.sh RESULTS_DIR
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/gpu/env.sh
-mkdir -p .dev/sitecustom
-printf 'try:\n    from olive_workflows.patches import awq_compat\n    awq_compat.install()\nexcept Exception:\n    pass\n' > .dev/sitecustom/sitecustomize.py
-export PYTHONPATH="$PWD/.dev/sitecustom:$PYTHONPATH"
+source scripts/gpu/job_lib.sh
+build_env
 R=$1
 W=.dev/graph-default-work
 note() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }

@@ -6,10 +6,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 R=$1
 mkdir -p .dev/profile
-source scripts/gpu/env.sh
-mkdir -p .dev/sitecustom
-printf 'try:\n    from olive_workflows.patches import awq_compat\n    awq_compat.install()\nexcept Exception:\n    pass\n' > .dev/sitecustom/sitecustomize.py
-export PYTHONPATH="$PWD/.dev/sitecustom:$PYTHONPATH"
+source scripts/gpu/job_lib.sh
+build_env
 [ -f models/tiny-phi3/config.json ] || python3 -m olive_workflows tiny-model --out models/tiny-phi3
 cat > .dev/profile/recipe.yaml <<YAML
 version: 1

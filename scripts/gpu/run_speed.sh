@@ -24,12 +24,8 @@
 # speed-genai-alt.json (each with its .txt), logs.tgz (build and worker logs).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/gpu/env.sh
-# The GPU build environment has autoawq, which peft imports when it is installed; autoawq 0.2.9
-# needs transformers' PytorchGELUTanh alias (patches/awq_compat.py) even for a LoRA without AWQ.
-mkdir -p .dev/sitecustom
-printf 'try:\n    from olive_workflows.patches import awq_compat\n    awq_compat.install()\nexcept Exception:\n    pass\n' > .dev/sitecustom/sitecustomize.py
-export PYTHONPATH="$PWD/.dev/sitecustom:$PYTHONPATH"
+source scripts/gpu/job_lib.sh
+build_env  # env.sh and the awq_compat sitecustomize (job_lib.sh says why)
 R=${1:-.dev/speed-results}
 W=${SPEED_WORK:-.dev/speed-work}
 MODEL=.dev/big-phi35

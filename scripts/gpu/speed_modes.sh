@@ -20,14 +20,8 @@ variant() {  # KIND: WORK-KIND, both genai_config.json files changed (config_var
     python3 scripts/gpu/config_variant.py "$W" "$1" > /dev/null
 }
 
-timeit() {  # NAME FOLDER [bench_speed.py options]
-    local name=$1 folder=$2
-    shift 2
-    ( source scripts/gpu/env_cuda_ep.sh \
-      && python3 scripts/bench_speed.py --reuse "$folder" --device cuda \
-           --repeats "${REPEATS:-40}" "$@" --out "$R/modes-$name.json" ) > "$R/modes-$name.txt" 2>&1
-    note "$name rc=$? $(grep -E '^Targets' "$R/modes-$name.txt" | cut -c1-110)"
-}
+source scripts/gpu/job_lib.sh
+timeit() { REPEATS=${REPEATS:-40} timed modes "$@"; }  # NAME FOLDER [bench_speed.py options]
 
 timeit base-1 "$W" --base-only
 # each worker on cores of its own: does the slow mode follow the host thread?

@@ -19,14 +19,8 @@ W=$1
 R=$2
 note() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }
 
-timeit() {  # NAME FOLDER [bench_speed.py options]
-    local name=$1 folder=$2
-    shift 2
-    ( source scripts/gpu/env_cuda_ep.sh \
-      && python3 scripts/bench_speed.py --reuse "$folder" --device cuda \
-           --repeats "${REPEATS:-30}" "$@" --out "$R/var-$name.json" ) > "$R/var-$name.txt" 2>&1
-    note "$name rc=$? $(grep -E '^Targets' "$R/var-$name.txt" | cut -c1-110)"
-}
+source scripts/gpu/job_lib.sh
+timeit() { timed var "$@"; }  # NAME FOLDER [bench_speed.py options]
 
 variant() {  # KINDS NAME: time WORK-KINDS (full rows, no second adapter)
     if ( source scripts/gpu/env_cuda_ep.sh && python3 scripts/gpu/config_variant.py "$W" "$1" ) \
