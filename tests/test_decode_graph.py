@@ -341,6 +341,24 @@ def test_validate_says_it_before_the_run(
     assert says in result.stderr
 
 
+def test_validate_knows_longrope_by_either_key(longrope_hf: Path, tmp_path: Path) -> None:
+    """transformers >= 4.45 writes rope_scaling's kind as `rope_type`, Phi-3.5's hub config as
+    `type`: the rule reads both."""
+    model = Path(shutil.copytree(longrope_hf, tmp_path / "model"))
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    config["rope_scaling"]["rope_type"] = config["rope_scaling"].pop("type")
+    (model / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    recipe = _recipe(tmp_path, model, "{precision: int4, enable_cuda_graph: true}", "o")
+    text = recipe.read_text(encoding="utf-8")
+    recipe.write_text(text.replace("data:\n", "target: {device: gpu}\ndata:\n", 1))
+    result = subprocess.run(
+        [sys.executable, "-m", "olive_workflows", "validate", str(recipe)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "add context_length: 256 (or less)" in result.stderr
+
+
 def test_validate_accepts_cuda_graph_with_the_cap(longrope_hf: Path, tmp_path: Path) -> None:
     recipe = _recipe(
         tmp_path,

@@ -131,7 +131,8 @@ def decode_settings(
     config_path = folder / "genai_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     model_path = folder / config["model"]["decoder"].get("filename", "model.onnx")
-    model_context = int(config["model"]["context_length"])
+    # the builder always writes context_length; without it nothing is capped or folded
+    model_context = int(config["model"].get("context_length") or 2**31 - 1)
     if context_length is not None and context_length > model_context:
         raise RunError(
             [
@@ -201,7 +202,7 @@ def decode_settings(
     if context_length is not None or cuda is not None:
         _write_json(config_path, config)
     return DecodeGraph(
-        context_length=int(config["model"]["context_length"]),
+        context_length=config["model"].get("context_length"),
         folded_rotary_if=folded,
         control_flow=flows,
         cuda_graph=cuda_graph,

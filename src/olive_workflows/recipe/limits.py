@@ -308,7 +308,11 @@ class LimitChecks:
                 )
             scaling = config.get("rope_scaling")
             short = config.get("original_max_position_embeddings")
-            longrope = isinstance(scaling, dict) and scaling.get("type") == "longrope"
+            # "type" in Phi-3.5's hub config, "rope_type" in newer transformers' configs
+            longrope = isinstance(scaling, dict) and "longrope" in (
+                scaling.get("type"),
+                scaling.get("rope_type"),
+            )
             if (
                 step.enable_cuda_graph
                 and provider == "CUDAExecutionProvider"
