@@ -6,7 +6,7 @@
 # same logits and tokens as its copy with CUDA graph off, switching between no adapter and
 # the adapter (scripts/gpu/graph_check.py).
 #   bash scripts/gpu/call.sh scripts/gpu/graph_default_job.sh .dev/graph-default 540
-# Carry as for speed_call.sh (site312 + the four cudaep pieces over four calls).
+# Carry as for speed_call.sh (site312 and the five cudaep pieces over five calls).
 # Usage: bash scripts/gpu/graph_default_job.sh RESULTS_DIR
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,10 +14,7 @@ source scripts/gpu/job_lib.sh
 build_env
 R=$1
 W=.dev/graph-default-work
-note() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }
-rm -rf "$W" && mkdir -p "$W"
-[ -f models/tiny-phi3/config.json ] \
-    || python3 -m olive_workflows tiny-model --out models/tiny-phi3 >> "$R/progress.txt" 2>&1
+job_start "$W"
 cat > "$W/recipe.yaml" <<YAML
 version: 1
 name: tiny-graph-default
@@ -43,12 +40,7 @@ python3 -c "import json; print(json.load(open('$W/out/olive-workflows.json')).ge
 cp "$W/out/genai_config.json" "$R/"
 rm -rf "$W/off" && cp -r "$W/out" "$W/off"
 sed -i 's/"enable_cuda_graph": "1"/"enable_cuda_graph": "0"/' "$W/off/genai_config.json"
-note "waiting for .dev/cudaep"
-end=$((SECONDS + 900))
-until (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1); do
-    [ $SECONDS -ge $end ] && break
-    sleep 5
-done
+wait_cudaep
 ( source scripts/gpu/env_cuda_ep.sh \
   && python3 scripts/gpu/graph_check.py "$W/out" "$W/off" "$R/graph-check.json" \
        "$W/out/adapter_weights.onnx_adapter" ) > "$R/graph-check.txt" 2>&1

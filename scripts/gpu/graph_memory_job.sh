@@ -11,10 +11,7 @@ source scripts/gpu/job_lib.sh
 build_env
 R=$1
 W=.dev/graph-memory-work
-note() { echo "$(date -u +%FT%TZ) $*" | tee -a "$R/progress.txt"; }
-rm -rf "$W" && mkdir -p "$W"
-[ -f models/tiny-phi3/config.json ] \
-    || python3 -m olive_workflows tiny-model --out models/tiny-phi3 >> "$R/progress.txt" 2>&1
+job_start "$W"
 python3 - "$W/hf" <<'PY' >> "$R/progress.txt" 2>&1
 import shutil, sys
 from pathlib import Path
@@ -39,12 +36,7 @@ note "build rc=$?"
 cp -r "$W/on" "$W/off"
 sed -i 's/"enable_cuda_graph": "0"/"enable_cuda_graph": "1"/' "$W/on/genai_config.json"
 grep -h '"enable_cuda_graph"' "$W/on/genai_config.json" "$W/off/genai_config.json" >> "$R/progress.txt"
-note "waiting for .dev/cudaep"
-end=$((SECONDS + 900))
-until (cd .dev/cudaep 2>/dev/null && sha256sum -c --quiet SHA256SUMS >/dev/null 2>&1); do
-    [ $SECONDS -ge $end ] && break
-    sleep 5
-done
+wait_cudaep
 for m in on off; do
     ( source scripts/gpu/env_cuda_ep.sh \
       && python3 scripts/gpu/graph_memory.py "$W/$m" "$R/memory-$m.json" ) > "$R/memory-$m.txt" 2>&1
