@@ -33,6 +33,7 @@ from olive_workflows.core.ownership import (
     state_dir,
     write_marker,
 )
+from olive_workflows.engine.built_model import finish_built_model
 from olive_workflows.engine.watch import (
     OliveLogWatcher,
     PassRun,
@@ -223,55 +224,6 @@ def _pytorch_reference(rendered: RenderedWorkflow, staging: Path) -> dict[str, A
     if adapter is not None:
         out["adapter"] = adapter
     return out
-
-
-def _pack_lora(
-    rendered: RenderedWorkflow, staging: Path, manifest: dict[str, Any] | None
-) -> str | None:
-    """model_builder's `pack_lora`: pack the builder's LoRA graph and the adapter files in
-    staging (engine/fuse_lora.py); "packed" when done, None when the recipe asks for nothing
-    or the graph has nothing to pack."""
-    steps = rendered.loaded.recipe.steps
-    builder = next((s for s in steps if isinstance(s, ModelBuilderStep)), None)
-    if builder is None or not builder.pack_lora or builder.adapter_precision != "float":
-        return None
-    if not any(isinstance(s, ExtractAdaptersStep) for s in steps):
-        return None
-    from olive_workflows.engine.fuse_lora import pack_output
-
-    if pack_output(staging) is None:
-        return None
-    if manifest is not None:
-        from olive_workflows.engine.adapter_set import refresh_manifest
-
-        refresh_manifest(staging, manifest, lora_layout="packed")
-    return "packed"
-
-
-def _decode_graph(rendered: RenderedWorkflow, staging: Path) -> dict[str, Any] | None:
-    """model_builder's `context_length` and `enable_cuda_graph` on the built model
-    (engine/decode_graph.py); None when the recipe has no model_builder step or its output
-    is not a genai model folder."""
-    steps = rendered.loaded.recipe.steps
-    index, builder = next(
-        ((i, s) for i, s in enumerate(steps) if isinstance(s, ModelBuilderStep)), (None, None)
-    )
-    if builder is None or not (staging / "genai_config.json").is_file():
-        return None
-    from olive_workflows.engine.decode_graph import decode_settings
-
-    try:
-        return decode_settings(
-            staging,
-            context_length=builder.context_length,
-            enable_cuda_graph=builder.enable_cuda_graph,
-            where=("steps", index or 0, "model_builder"),
-        ).as_dict()
-    except RunError as exc:  # point at the recipe's line
-        source = rendered.loaded.source
-        raise RunError(
-            [source.problem(p.message, p.path, p.fix) if p.path else p for p in exc.problems]
-        ) from None
 
 
 def prepare(recipe_path: str | Path) -> RenderedWorkflow:
@@ -555,9 +507,8 @@ def _run_engine(
     best_node = workflow_output.get_best_candidate() if workflow_output is not None else None
     if best_node is not None and candidates:
         best = next((c for c in candidates if c["model_id"] == best_node.model_id), None)
-    packed = _pack_lora(rendered, staging, manifest)
     try:
-        decode = _decode_graph(rendered, staging)
+        packed, decode = finish_built_model(rendered, staging, manifest)
     except RunError:
         shutil.rmtree(staging, ignore_errors=True)
         raise
