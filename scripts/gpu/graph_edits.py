@@ -31,11 +31,11 @@ def _load(model_dir: Path) -> Any:
 
 
 def _save(model: Any, model_dir: Path) -> None:
-    import onnx
+    """A new model.onnx (a hard link to the original is broken, not written through)."""
+    _src()
+    from olive_workflows.core.files import atomic_write
 
-    tmp = model_dir / ".model.onnx.edit"
-    onnx.save(model, str(tmp))
-    tmp.replace(model_dir / "model.onnx")
+    atomic_write(model_dir / "model.onnx", model.SerializeToString())
 
 
 def fold_longrope_if(model_dir: Path) -> int:

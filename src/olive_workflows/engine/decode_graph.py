@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_workflows.core.errors import Problem, RunError
+from olive_workflows.core.files import atomic_write
 
 CONTROL_FLOW = ("If", "Loop", "Scan")
 ROTARY_IF = "/model/rotemb_caches_subgraph/If"
@@ -104,12 +105,6 @@ def _drop_unused(graph: Any) -> None:
             graph.node.remove(n)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=4) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def _cuda_options(config: dict[str, Any]) -> dict[str, Any] | None:
     options = config["model"]["decoder"].get("session_options", {}).get("provider_options", [])
     return next((entry["cuda"] for entry in options if "cuda" in entry), None)
@@ -127,6 +122,7 @@ def decode_settings(
     choice cannot hold. Files are rewritten through a temporary name, so a failure leaves
     them as they were."""
     import onnx
+    from onnx import numpy_helper
 
     config_path = folder / "genai_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -157,8 +153,6 @@ def decode_settings(
         short_rows = min(int(a.shape[0]) for a in caches.values())
         if context > short_rows:
             continue
-        from onnx import numpy_helper
-
         for name, array in caches.items():
             graph.initializer.append(numpy_helper.from_array(array, name))
         graph.node.remove(node)
@@ -192,15 +186,14 @@ def decode_settings(
         cuda["enable_cuda_graph"] = "1" if cuda_graph else "0"
 
     if folded:
-        tmp = model_path.with_name(f".{model_path.name}.tmp")
-        onnx.save(model, str(tmp))  # the weights stay in the external data file, unread
-        tmp.replace(model_path)
+        # the weights stay in the external data file, unread
+        atomic_write(model_path, model.SerializeToString())
     if context_length is not None:
         config["model"]["context_length"] = context_length
         search = config.setdefault("search", {})
         search["max_length"] = min(int(search.get("max_length", context_length)), context_length)
     if context_length is not None or cuda is not None:
-        _write_json(config_path, config)
+        atomic_write(config_path, json.dumps(config, indent=4) + "\n")
     return DecodeGraph(
         context_length=config["model"].get("context_length"),
         folded_rotary_if=folded,

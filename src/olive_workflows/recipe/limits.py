@@ -286,10 +286,11 @@ class LimitChecks:
     def check_decode_graph(self) -> None:
         """model_builder's context_length and enable_cuda_graph (engine/decode_graph.py runs
         them after Olive): what can be known before the run, said before it."""
-        for i, step in enumerate(self.recipe.steps):
-            if not isinstance(step, ModelBuilderStep):
-                continue
-            config = self.model_config()
+        builders = [
+            (i, s) for i, s in enumerate(self.recipe.steps) if isinstance(s, ModelBuilderStep)
+        ]
+        config = self.model_config() if builders else {}
+        for i, step in builders:
             context = config.get("max_position_embeddings")
             if isinstance(context, int) and (step.context_length or 0) > context:
                 self.add(
